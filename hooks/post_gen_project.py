@@ -1,0 +1,127 @@
+"""Finish the generated project: per-project secrets, unchosen options removed, next steps."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import string
+from pathlib import Path
+
+SLUG = "{{ cookiecutter.project_slug }}"
+DOMAIN = "{{ cookiecutter.domain_name }}"
+USE_FLOWER = "{{ cookiecutter.use_flower }}" == "y"
+USE_SENTRY = "{{ cookiecutter.use_sentry }}" == "y"
+CI_TOOL = "{{ cookiecutter.ci_tool }}"
+
+# Files and folders that belong to one option, removed when the option is not chosen.
+OPTION_PATHS = {
+    "flower": [],
+    "github": [".github"],
+    "gitlab": [".gitlab-ci.yml"],
+}
+
+
+def random_string(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def secret_key() -> str:
+    # Django wants 50+ characters with enough variety; avoid `$` and quotes, which env files mangle.
+    return random_string(64, string.ascii_letters + string.digits + "!#%&()*+,-./:;<=>?@[]^_{|}~")
+
+
+def write_env(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    path.chmod(0o600)
+
+
+def write_env_files(root: Path) -> None:
+    flower_user, flower_password = random_string(12), random_string(32)
+    local_pg_password, prod_pg_password = random_string(32), random_string(32)
+    prod_redis_password = random_string(40)
+    flower = {"FLOWER_USER": flower_user, "FLOWER_PASSWORD": flower_password} if USE_FLOWER else {}
+
+    # Running without Docker (make dev / honcho): SQLite and a Redis on localhost.
+    write_env(
+        root / ".env",
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "DJANGO_SECRET_KEY": secret_key(),
+            "REDIS_URL": "redis://localhost:6379/0",
+            **flower,
+        },
+    )
+    write_env(
+        root / ".envs/.local/.django",
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings.local",
+            "DJANGO_SECRET_KEY": secret_key(),
+            "DATABASE_URL": f"postgres://{SLUG}:{local_pg_password}@postgres:5432/{SLUG}",
+            "REDIS_URL": "redis://redis:6379/0",
+            "EMAIL_HOST": "mailpit",
+            "EMAIL_PORT": "1025",
+            "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            **flower,
+        },
+    )
+    write_env(
+        root / ".envs/.local/.postgres",
+        {"POSTGRES_DB": SLUG, "POSTGRES_USER": SLUG, "POSTGRES_PASSWORD": local_pg_password},
+    )
+    production = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secret_key(),
+        "DJANGO_ALLOWED_HOSTS": DOMAIN,
+        # An admin URL nobody guesses keeps password-spraying bots away from the login page.
+        "DJANGO_ADMIN_URL": f"{random_string(24)}/",
+        "DATABASE_URL": f"postgres://{SLUG}:{prod_pg_password}@postgres:5432/{SLUG}",
+        "REDIS_URL": f"redis://:{prod_redis_password}@redis:6379/0",
+        "DJANGO_EMAIL_HOST": f"smtp.{DOMAIN}",
+        **flower,
+    }
+    if USE_SENTRY:
+        production["SENTRY_DSN"] = "https://public-key@sentry.invalid/1  # replace with your project's DSN"
+    write_env(root / ".envs/.production/.django", production)
+    write_env(
+        root / ".envs/.production/.postgres",
+        {"POSTGRES_DB": SLUG, "POSTGRES_USER": SLUG, "POSTGRES_PASSWORD": prod_pg_password},
+    )
+    write_env(root / ".envs/.production/.redis", {"REDIS_PASSWORD": prod_redis_password})
+
+
+def remove_unchosen_options(root: Path) -> None:
+    unchosen = {"flower": not USE_FLOWER, "github": CI_TOOL != "github", "gitlab": CI_TOOL != "gitlab"}
+    for option, paths in OPTION_PATHS.items():
+        if not unchosen[option]:
+            continue
+        for relative in paths:
+            path = root / relative
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+
+
+def print_next_steps() -> None:
+    print(
+        f"""
+Generated {SLUG}. Secrets for this project are in .env and .envs/ (git-ignored).
+
+With Docker:
+    cd {SLUG} && docker compose up
+
+Without Docker (needs redis-server and uv):
+    cd {SLUG} && make dev
+
+Tests (start their own Redis):
+    cd {SLUG} && uv run pytest
+"""
+    )
+
+
+if __name__ == "__main__":
+    project = Path.cwd()
+    write_env_files(project)
+    remove_unchosen_options(project)
+    print_next_steps()

@@ -1,0 +1,209 @@
+"""Settings shared by every environment. Environment files state only what differs."""
+
+from pathlib import Path
+
+import environ
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+APPS_DIR = BASE_DIR / "{{ cookiecutter.project_slug }}"
+
+env = environ.Env()
+
+# GENERAL
+# ------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+TIME_ZONE = "{{ cookiecutter.timezone }}"
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+SITE_ID = 1
+
+# DATABASES
+# ------------------------------------------------------------------------------
+# SQLite is only the default for running locally without Docker; production requires DATABASE_URL.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# URLS
+# ------------------------------------------------------------------------------
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ADMIN_URL = env("DJANGO_ADMIN_URL", default="admin/")
+
+# APPS
+# ------------------------------------------------------------------------------
+DJANGO_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.admin",
+]
+THIRD_PARTY_APPS = [
+    "django_celery_beat",
+{%- if cookiecutter.result_backend == "django-db" %}
+    "django_celery_results",
+{%- endif %}
+]
+LOCAL_APPS = [
+    "{{ cookiecutter.project_slug }}.core",
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+# MIDDLEWARE
+# ------------------------------------------------------------------------------
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+# STATIC
+# ------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = BASE_DIR / "media"
+
+# TEMPLATES
+# ------------------------------------------------------------------------------
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [APPS_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SECURITY
+# ------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# EMAIL
+# ------------------------------------------------------------------------------
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env(
+    "DJANGO_DEFAULT_FROM_EMAIL",
+    default="{{ cookiecutter.project_name }} <noreply@{{ cookiecutter.domain_name }}>",
+)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ADMINS = [("{{ cookiecutter.author_name }}", "{{ cookiecutter.email }}")]
+MANAGERS = ADMINS
+
+# LOGGING
+# ------------------------------------------------------------------------------
+# One configuration for web and workers: Celery is told not to touch logging (config/celery_app.py).
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "verbose": {"format": "%(levelname)s %(asctime)s %(name)s %(process)d %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "verbose"},
+    },
+    "root": {"level": env("DJANGO_LOG_LEVEL", default="INFO"), "handlers": ["console"]},
+}
+
+# REDIS (broker and cache)
+# ------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://localhost:6379/0")
+
+# Redis cache: locks (cache.lock) and short-lived task outputs live here.
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # A cache outage must surface, not silently turn locks into no-ops.
+            "IGNORE_EXCEPTIONS": False,
+        },
+        "KEY_PREFIX": "{{ cookiecutter.project_slug }}",
+    }
+}
+
+# CELERY
+# ------------------------------------------------------------------------------
+# Every value here is a decision; README.md's "Celery settings" explains each one,
+# and {{ cookiecutter.project_slug }}/core/checks.py verifies they stay consistent.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TIMEZONE = TIME_ZONE
+# Retry the first broker connection too, so a worker started before Redis waits for it (P11).
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# After a broker reconnect, unacked tasks are redelivered: cancel our copy so they don't run twice (P11).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+
+# JSON only: pickle would let anyone who can write to Redis run code in the worker (P4).
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_ACCEPT_CONTENT = ["json"]
+
+# Ack after the task ran, so a task whose worker dies mid-run is delivered again (P7)...
+CELERY_TASK_ACKS_LATE = True
+# ...including when the pool child is killed (OOM, segfault); tasks are idempotent because of this (P8).
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A prefork child reserves one message at a time, so a busy worker does not hoard long tasks (P9).
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+# Every task gets a soft limit (raises SoftTimeLimitExceeded to clean up) and a hard kill (P14).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+# The longest countdown/ETA the send helpers accept; Redis redelivers later ones early (P10).
+TASK_MAX_COUNTDOWN = env.int("TASK_MAX_COUNTDOWN", default=1800)
+# Redis redelivers an unacked message after this many seconds: it must exceed the hard limit
+# and the longest countdown, or a running/scheduled task is run a second time (P10, checked).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+
+# Recycle pool children so a slow leak cannot take a worker down (P26).
+CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = 300_000  # KiB
+
+# Results are opt-in per task (ignore_result=False) and expire, so they never pile up (P21).
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 60 * 60 * 24
+{%- if cookiecutter.result_backend == "django-db" %}
+CELERY_RESULT_BACKEND = "django-db"
+# Store task name, args and worker with each result, so failures can be read and replayed (P17).
+CELERY_RESULT_EXTENDED = True
+{%- elif cookiecutter.result_backend == "redis" %}
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_RESULT_EXTENDED = True
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
+{%- endif %}
+
+# Named queues, routed by task-name prefix (P23). Each queue has its own Procfile worker.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = (
+    Queue("default"),
+    Queue("io"),  # waiting on the network: many concurrent slots per worker
+    Queue("cpu"),  # computing: one prefork child per core
+)
+CELERY_TASK_ROUTES = {
+    "reports.fetch_*": {"queue": "io"},
+    "reports.build_*": {"queue": "cpu"},
+}
+# A task routed to an unknown queue is an error, not a message that no worker ever reads (P23).
+CELERY_TASK_CREATE_MISSING_QUEUES = False
+
+# Beat reads schedules from the database, so they can be edited in the admin (P25).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

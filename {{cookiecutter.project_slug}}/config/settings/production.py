@@ -1,0 +1,84 @@
+"""Production: everything secret or per-deploy comes from the environment, with no defaults."""
+{%- if cookiecutter.use_sentry == "y" %}
+
+import sentry_sdk
+from sentry_sdk.integrations.celery import CeleryIntegration
+from sentry_sdk.integrations.django import DjangoIntegration
+{%- endif %}
+
+from .base import *  # noqa: F403
+from .base import CACHES, DATABASES, env
+
+# GENERAL
+# ------------------------------------------------------------------------------
+SECRET_KEY = env("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["{{ cookiecutter.domain_name }}"])
+
+# DATABASES
+# ------------------------------------------------------------------------------
+# No SQLite fallback in production: a missing DATABASE_URL fails at start.
+DATABASES["default"] = env.db("DATABASE_URL")
+# Reuse connections between requests (workers close them around each task).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# CACHES and broker: the production Redis has a password, so REDIS_URL has no default.
+# ------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL")
+CACHES["default"]["LOCATION"] = REDIS_URL
+CELERY_BROKER_URL = REDIS_URL
+{%- if cookiecutter.result_backend == "redis" %}
+CELERY_RESULT_BACKEND = REDIS_URL
+{%- endif %}
+
+# SECURITY
+# ------------------------------------------------------------------------------
+# TLS terminates at the proxy in front of gunicorn, which sets this header.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+# Health checks come over plain HTTP from inside the deployment.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+# Start with 60 seconds and raise it to a year once HTTPS works everywhere.
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# STATIC
+# ------------------------------------------------------------------------------
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# EMAIL
+# ------------------------------------------------------------------------------
+EMAIL_HOST = env("DJANGO_EMAIL_HOST")
+EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env("DJANGO_EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("DJANGO_EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("DJANGO_EMAIL_USE_TLS", default=True)
+EMAIL_SUBJECT_PREFIX = "[{{ cookiecutter.project_name }}] "
+
+# CELERY
+# ------------------------------------------------------------------------------
+# Eager mode would run tasks inside the web request: never in production (P33).
+CELERY_TASK_ALWAYS_EAGER = False
+{%- if cookiecutter.use_sentry == "y" %}
+
+# SENTRY
+# ------------------------------------------------------------------------------
+sentry_sdk.init(
+    dsn=env("SENTRY_DSN"),
+    environment=env("SENTRY_ENVIRONMENT", default="production"),
+    traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+    integrations=[
+        DjangoIntegration(),
+        # monitor_beat_tasks reports each periodic task's check-ins to Sentry Crons.
+        CeleryIntegration(monitor_beat_tasks=True),
+    ],
+    send_default_pii=False,
+)
+{%- endif %}
