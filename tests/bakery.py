@@ -1,0 +1,77 @@
+"""Helpers for the template tests: bake the template and run commands in a generated project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+CACHE_DIR = Path(os.environ.get("TEMPLATE_TEST_CACHE", Path.home() / ".cache" / "django-celery-template-tests"))
+# Every option that adds a dependency, switched on: its pyproject lists the union of all bakes' dependencies.
+ALL_DEPENDENCIES_CONTEXT = {"result_backend": "django-db", "use_flower": "y", "use_sentry": "y"}
+# Variables of the developer's shell that would point a generated project at the wrong services.
+ISOLATED_VARIABLES = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH")
+
+
+def uv() -> str:
+    found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+    if not Path(found).exists():
+        pytest.fail("The template tests need uv: `pip install uv` (see .ci/run).")
+    return found
+
+
+def project_env(venv: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in ISOLATED_VARIABLES}
+    if venv is not None:
+        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(venv)
+    env.update(extra or {})
+    return env
+
+
+def run_in(
+    project: Path,
+    *argv: str,
+    venv: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a generated project; on failure, fail the test with its output."""
+    result = subprocess.run(
+        argv,
+        cwd=project,
+        env=project_env(venv, env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"`{' '.join(argv)}` exited {result.returncode} in {project}\n"
+            f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}",
+            pytrace=False,
+        )
+    return result
+
+
+def bake_project(output_dir: Path, **context: str) -> Path:
+    """Run cookiecutter as a user would; return the generated project directory."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output_dir), str(TEMPLATE_DIR)]
+        + [f"{key}={value}" for key, value in context.items()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"cookiecutter failed for {context}:\n{result.stdout}\n{result.stderr}", pytrace=False)
+    (project,) = [path for path in output_dir.iterdir() if path.is_dir()]
+    return project

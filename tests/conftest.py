@@ -1,0 +1,138 @@
+"""Fixtures for the template's own tests: bakes, one shared virtualenv, real PostgreSQL."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from bakery import ALL_DEPENDENCIES_CONTEXT, CACHE_DIR, TEMPLATE_DIR, bake_project, uv
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-cookies bakes the template at --template; make that this repo wherever pytest runs from.
+    config.option.template = str(TEMPLATE_DIR)
+
+
+def baked_path(result) -> Path:
+    if result.exit_code != 0:
+        pytest.fail(f"bake failed: {result.exception!r}", pytrace=False)
+    return Path(result.project_path)
+
+
+@pytest.fixture
+def bake(cookies):
+    """bake(**context) -> generated project directory (pytest-cookies, this test's tmp dir)."""
+
+    def _bake(**context: str) -> Path:
+        return baked_path(cookies.bake(extra_context=context))
+
+    return _bake
+
+
+@pytest.fixture(scope="session")
+def bake_once(cookies_session):
+    """bake_once(name, **context): bake each named combination once per session and share it."""
+    projects: dict[str, Path] = {}
+
+    def _bake(name: str, **context: str) -> Path:
+        if name not in projects:
+            projects[name] = baked_path(cookies_session.bake(extra_context=context))
+        return projects[name]
+
+    return _bake
+
+
+@pytest.fixture(scope="session")
+def template_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One virtualenv with the union of every bake's dependencies, reused while they do not change."""
+    project = bake_project(tmp_path_factory.mktemp("deps"), **ALL_DEPENDENCIES_CONTEXT)
+    pyproject = (project / "pyproject.toml").read_bytes()
+    digest = hashlib.sha256(pyproject + sys.version.encode()).hexdigest()[:16]
+    venv = CACHE_DIR / f"venv-{digest}"
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers share the cache: the first one builds the venv, the others wait for it.
+    with (CACHE_DIR / f"venv-{digest}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (venv / ".complete").exists():
+            build_venv(venv, project / "pyproject.toml")
+    return venv
+
+
+def build_venv(venv: Path, pyproject: Path) -> None:
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run(
+        [uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
+         "-r", str(pyproject), "--group", f"{pyproject}:dev"],
+        check=True,
+        timeout=900,
+    )  # fmt: skip
+    (venv / ".complete").touch()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _postgres_bin() -> Path:
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.insert(0, Path(on_path))
+    if not candidates:
+        pytest.fail("PostgreSQL is not installed: `apt-get install postgresql` (see .ci/run).")
+    return candidates[0].resolve().parent
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL on a free loopback port in a temp dir; stopped afterwards."""
+    bindir = _postgres_bin()
+    data = Path(tempfile.mkdtemp(prefix="pg-template-test-"))
+    port = _free_port()
+    # initdb refuses to run as root; CI runs as root, so the cluster belongs to the postgres user.
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    password_file = data / "pw"
+    password_file.write_text("template-tests\n")
+    if as_owner:
+        shutil.chown(password_file, "postgres", "postgres")
+    subprocess.run(
+        [*as_owner, str(bindir / "initdb"), "-D", str(data / "db"), "-U", "postgres", "-A", "md5",
+         "--pwfile", str(password_file), "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    subprocess.run(
+        [*as_owner, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w", "-t", "60",
+         "-o", f"-h 127.0.0.1 -p {port} -k {data} -F", "start"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    url = f"postgres://postgres:template-tests@127.0.0.1:{port}/postgres"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        subprocess.run(
+            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-m", "fast", "-w", "stop"],
+            check=False, capture_output=True, timeout=120,
+        )  # fmt: skip
+        shutil.rmtree(data, ignore_errors=True)

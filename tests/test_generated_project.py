@@ -1,0 +1,80 @@
+"""Every option combination the template claims to support renders, lints, checks and passes its own suite."""
+
+from __future__ import annotations
+
+import compileall
+import re
+from pathlib import Path
+
+import pytest
+from bakery import run_in
+
+# The defaults, each non-default value of each choice on its own, and everything switched off.
+COMBINATIONS = {
+    "defaults": {},
+    "result_backend-redis": {"result_backend": "redis"},
+    "result_backend-none": {"result_backend": "none"},
+    "use_flower-n": {"use_flower": "n"},
+    "use_sentry-y": {"use_sentry": "y"},
+    "ci_tool-gitlab": {"ci_tool": "gitlab"},
+    "ci_tool-none": {"ci_tool": "none"},
+    "all-off": {"result_backend": "none", "use_flower": "n", "use_sentry": "n", "ci_tool": "none"},
+}
+UNRENDERED = re.compile(r"{{\s*cookiecutter|{%-?\s*(if|for|endif|raw)\b|cookiecutter\.")
+
+
+@pytest.fixture(params=list(COMBINATIONS), ids=list(COMBINATIONS))
+def project(request, bake_once) -> Path:
+    return bake_once(request.param, **COMBINATIONS[request.param])
+
+
+def production_env(project: Path) -> dict[str, str]:
+    """The generated production env file: it must hold every variable production settings require."""
+    env = {}
+    for line in (project / ".envs/.production/.django").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key and not key.startswith("#"):
+            env[key] = value
+    return env
+
+
+def test_no_template_syntax_is_left(project):
+    leftovers = [
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.parts and UNRENDERED.search(path.read_text(errors="ignore"))
+    ]
+    assert leftovers == []
+
+
+def test_every_python_file_compiles(project):
+    assert compileall.compile_dir(project, quiet=1, force=True)
+
+
+def test_ruff_check_and_format_pass(project, template_venv):
+    run_in(project, "ruff", "check", ".", venv=template_venv)
+    run_in(project, "ruff", "format", "--check", ".", venv=template_venv)
+
+
+def test_manage_py_check_passes_with_local_settings(project, template_venv):
+    run_in(project, "python", "manage.py", "check", "--fail-level", "WARNING", venv=template_venv)
+
+
+def test_check_deploy_passes_with_production_settings(project, template_venv):
+    result = run_in(
+        project,
+        "python", "manage.py", "check", "--deploy", "--fail-level", "WARNING",
+        venv=template_venv,
+        env=production_env(project),
+    )  # fmt: skip
+    assert "System check identified no issues" in result.stdout
+
+
+def test_migrations_are_complete(project, template_venv):
+    run_in(project, "python", "manage.py", "makemigrations", "--check", "--dry-run", venv=template_venv)
+
+
+def test_generated_test_suite_passes(project, template_venv):
+    result = run_in(project, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", venv=template_venv)
+    assert re.search(r"\d+ passed", result.stdout)
+    assert "skipped" not in result.stdout.splitlines()[-1]

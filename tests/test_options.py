@@ -1,0 +1,68 @@
+"""Every cookiecutter choice changes the generated output (no dead options)."""
+
+from __future__ import annotations
+
+import tomllib
+
+
+def dependencies(project) -> str:
+    return " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
+
+
+def test_result_backend_django_db_uses_django_celery_results(bake):
+    project = bake(result_backend="django-db")
+    base = (project / "config/settings/base.py").read_text()
+    assert 'CELERY_RESULT_BACKEND = "django-db"' in base
+    assert '"django_celery_results"' in base
+    assert "django-celery-results" in dependencies(project)
+
+
+def test_result_backend_redis_uses_redis_with_the_broker_visibility_timeout(bake):
+    project = bake(result_backend="redis")
+    base = (project / "config/settings/base.py").read_text()
+    assert "CELERY_RESULT_BACKEND = REDIS_URL" in base
+    assert "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS" in base
+    assert "django_celery_results" not in base
+    assert "django-celery-results" not in dependencies(project)
+
+
+def test_result_backend_none_configures_no_backend(bake):
+    project = bake(result_backend="none")
+    base = (project / "config/settings/base.py").read_text()
+    assert "CELERY_RESULT_BACKEND" not in base
+    assert "django-celery-results" not in dependencies(project)
+
+
+def test_flower_option_adds_or_removes_flower(bake):
+    with_flower, without = bake(use_flower="y"), bake(use_flower="n")
+    assert "flower:" in (with_flower / "Procfile").read_text()
+    assert "flower" in dependencies(with_flower)
+    assert "FLOWER_PASSWORD" in (with_flower / ".envs/.production/.django").read_text()
+    assert "flower" not in (without / "Procfile").read_text()
+    assert "flower" not in dependencies(without)
+    assert "FLOWER" not in (without / ".envs/.production/.django").read_text()
+
+
+def test_sentry_option_adds_or_removes_sentry(bake):
+    with_sentry, without = bake(use_sentry="y"), bake(use_sentry="n")
+    assert "CeleryIntegration" in (with_sentry / "config/settings/production.py").read_text()
+    assert "sentry-sdk" in dependencies(with_sentry)
+    assert "SENTRY_DSN" in (with_sentry / ".envs/.production/.django").read_text()
+    assert "sentry" not in (without / "config/settings/production.py").read_text()
+    assert "sentry" not in dependencies(without)
+
+
+def test_ci_tool_writes_only_the_chosen_ci_config(bake):
+    github, gitlab, none = bake(ci_tool="github"), bake(ci_tool="gitlab"), bake(ci_tool="none")
+    assert (github / ".github/workflows/ci.yml").exists()
+    assert not (github / ".gitlab-ci.yml").exists()
+    assert (gitlab / ".gitlab-ci.yml").exists()
+    assert not (gitlab / ".github").exists()
+    assert not (none / ".github").exists()
+    assert not (none / ".gitlab-ci.yml").exists()
+
+
+def test_timezone_and_domain_reach_the_settings(bake):
+    project = bake(timezone="Europe/Paris", domain_name="shop.example.org")
+    assert 'TIME_ZONE = "Europe/Paris"' in (project / "config/settings/base.py").read_text()
+    assert "DJANGO_ALLOWED_HOSTS=shop.example.org" in (project / ".envs/.production/.django").read_text()
