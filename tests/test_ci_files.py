@@ -1,0 +1,56 @@
+"""CI and tooling files parse and run the same commands the READMEs give."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from bakery import TEMPLATE_DIR
+
+
+def readme_commands(readme: Path) -> list[str]:
+    """Commands in the README's ```bash blocks."""
+    blocks = re.findall(r"```bash\n(.*?)```", readme.read_text(), flags=re.DOTALL)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_ci_entry_point_runs_the_readme_test_command():
+    test_command = "uv run --group test pytest -n 2"
+    assert test_command in readme_commands(TEMPLATE_DIR / "README.md")
+    ci_lines = [line.strip() for line in (TEMPLATE_DIR / ".ci/run").read_text().splitlines()]
+    assert test_command in ci_lines
+
+
+def test_template_workflow_runs_the_ci_entry_point():
+    workflow = yaml.safe_load((TEMPLATE_DIR / ".github/workflows/ci.yml").read_text())
+    steps = workflow["jobs"]["template-tests"]["steps"]
+    assert any(".ci/run" in step.get("run", "") for step in steps)
+
+
+@pytest.mark.parametrize("ci_tool", ["github", "gitlab"])
+def test_generated_ci_parses_and_runs_the_readme_test_command(bake, ci_tool):
+    project = bake(ci_tool=ci_tool)
+    path = project / (".github/workflows/ci.yml" if ci_tool == "github" else ".gitlab-ci.yml")
+    config = yaml.safe_load(path.read_text())
+    if ci_tool == "github":
+        job = config["jobs"]["test"]
+        commands = [step["run"] for step in job["steps"] if "run" in step]
+        services = set(job["services"])
+    else:
+        job = config["test"]
+        commands = job["script"]
+        services = {service.split(":")[0] for service in job["services"]}
+    assert services == {"redis", "postgres"}
+    run_lines = {line.strip() for command in commands for line in command.splitlines()}
+    assert "uv run pytest" in readme_commands(project / "README.md")
+    assert "uv run pytest" in run_lines
+    assert any("check --deploy" in line for line in run_lines)
+    assert any("makemigrations --check" in line for line in run_lines)
+
+
+def test_pre_commit_runs_ruff_django_upgrade_and_hygiene_hooks(bake):
+    config = yaml.safe_load((bake() / ".pre-commit-config.yaml").read_text())
+    hook_ids = {hook["id"] for repo in config["repos"] for hook in repo["hooks"]}
+    assert {"ruff", "ruff-format", "django-upgrade", "trailing-whitespace", "end-of-file-fixer"} <= hook_ids
