@@ -1,5 +1,6 @@
 """Settings shared by every environment. Environment files state only what differs."""
 
+import tempfile
 from pathlib import Path
 
 import environ
@@ -205,5 +206,7 @@ CELERY_TASK_ROUTES = {
 # A task routed to an unknown queue is an error, not a message that no worker ever reads (P23).
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 
-# Beat reads schedules from the database, so they can be edited in the admin (P25).
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat reads schedules from the database, so they can be edited in the admin (P25); this subclass of
+# DatabaseScheduler also touches BEAT_HEARTBEAT_FILE on every tick for compose/healthcheck-beat (P29).
+CELERY_BEAT_SCHEDULER = "{{ cookiecutter.project_slug }}.core.beat:HeartbeatDatabaseScheduler"
+BEAT_HEARTBEAT_FILE = env("BEAT_HEARTBEAT_FILE", default=str(Path(tempfile.gettempdir()) / "celerybeat-heartbeat"))

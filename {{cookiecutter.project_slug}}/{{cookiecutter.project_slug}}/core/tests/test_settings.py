@@ -24,7 +24,6 @@ from config.celery_app import app as celery_app
         ("task_create_missing_queues", False),  # P23
         ("broker_connection_retry_on_startup", True),  # P11
         ("worker_cancel_long_running_tasks_on_connection_loss", True),  # P11
-        ("beat_scheduler", "django_celery_beat.schedulers:DatabaseScheduler"),  # P25
         ("task_always_eager", False),  # P33
     ],
 )
