@@ -15,7 +15,7 @@ CI_TOOL = "{{ cookiecutter.ci_tool }}"
 
 # Files and folders that belong to one option, removed when the option is not chosen.
 OPTION_PATHS = {
-    "flower": [],
+    "flower": ["compose/start-flower", "compose/healthcheck-flower"],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml"],
 }

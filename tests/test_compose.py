@@ -1,0 +1,308 @@
+"""Static checks of the process definitions: compose files, start scripts, Dockerfile (no Docker engine here).
+
+The end-to-end behaviour of the same scripts is in test_processes_e2e.py.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from bakery import run_in
+from test_generated_project import COMBINATIONS
+
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.production.yml")
+# Everything the compose files run from the image is under /app, the Dockerfile's WORKDIR.
+IMAGE_WORKDIR = "/app"
+ONE_SHOT_SERVICES = {"migrate"}
+WORKER_NODE = re.compile(r"(?:^|\s)-n\s+(\S+)@%h(?:\s|$)")
+
+
+@pytest.fixture(params=list(COMBINATIONS), ids=list(COMBINATIONS))
+def project(request, bake_once) -> Path:
+    return bake_once(request.param, **COMBINATIONS[request.param])
+
+
+@pytest.fixture(scope="session")
+def default_project(bake_once) -> Path:
+    return bake_once("defaults")
+
+
+@functools.cache
+def compose_config(project: Path, compose_file: str) -> dict:
+    """The file as docker-compose resolves it: anchors merged, env files read, `$$` kept."""
+    return yaml.safe_load(run_in(project, "docker-compose", "-f", compose_file, "config").stdout)
+
+
+def procfile(project: Path) -> dict[str, str]:
+    commands = {}
+    for line in (project / "Procfile").read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and not line.lstrip().startswith("#"):
+            commands[name.strip()] = command.strip()
+    return commands
+
+
+def start_scripts(project: Path) -> dict[str, Path]:
+    return {path.name.removeprefix("start-"): path for path in sorted((project / "compose").glob("start-*"))}
+
+
+def exec_line(script: Path) -> str:
+    lines = [line.strip() for line in script.read_text().splitlines() if line.strip()]
+    return lines[-1]
+
+
+def dockerignored(project: Path, relative: str) -> bool:
+    """Whether .dockerignore keeps a path out of the build context (Docker's rules, minus `!` exceptions)."""
+    for pattern in (project / ".dockerignore").read_text().splitlines():
+        pattern = pattern.strip().rstrip("/")
+        if not pattern or pattern.startswith("#"):
+            continue
+        parts = Path(relative).parts
+        if pattern.startswith("**/"):
+            candidates = list(parts)  # matches at any depth
+            pattern = pattern.removeprefix("**/")
+        else:
+            candidates = ["/".join(parts[: index + 1]) for index in range(len(parts))]
+        if any(fnmatch.fnmatch(candidate, pattern) for candidate in candidates):
+            return True
+    return False
+
+
+def image_paths(service: dict) -> list[str]:
+    """The programs a service built from our image runs: its command and its health check."""
+    command = service["command"]
+    paths = [shlex.split(command)[0] if isinstance(command, str) else command[0]]
+    test = service.get("healthcheck", {}).get("test", [])
+    if test and test[0] == "CMD":
+        paths.append(test[1])
+    return paths
+
+
+def seconds(duration: str) -> float:
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(value) * units[unit] for value, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration))
+
+
+def django_setting(project: Path, venv: Path, name: str) -> str:
+    code = f"from django.conf import settings; print(settings.{name})"
+    # The last line: Django's shell may first report the objects it imported.
+    return run_in(project, "python", "manage.py", "shell", "-c", code, venv=venv).stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_compose_file_is_valid(project, compose_file):
+    run_in(project, "docker-compose", "-f", compose_file, "config", "-q")
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_every_program_a_service_runs_is_an_executable_in_the_image(project, compose_file):
+    for name, service in compose_config(project, compose_file)["services"].items():
+        if "build" not in service:
+            continue
+        for program in image_paths(service):
+            relative = program.removeprefix(f"{IMAGE_WORKDIR}/")
+            path = project / relative
+            assert path.is_file(), f"{compose_file}: {name} runs {program}, which the project does not have"
+            assert os.access(path, os.X_OK), f"{compose_file}: {name} runs {program}, which is not executable"
+            assert not dockerignored(project, relative), f"{program} is left out of the image by .dockerignore"
+
+
+def test_every_procfile_process_has_a_start_script_and_every_start_script_a_process(project):
+    assert sorted(start_scripts(project)) == sorted(procfile(project))
+
+
+def test_each_start_script_execs_exactly_its_procfile_command(project):
+    commands = procfile(project)
+    for name, script in start_scripts(project).items():
+        assert exec_line(script) == f"exec {commands[name]}", f"{script.name} drifted from the Procfile's {name}"
+
+
+def test_every_script_is_strict_bash_that_ends_in_exec(project):
+    scripts = [path for path in (project / "compose").rglob("*") if path.is_file()]
+    assert scripts
+    for script in scripts:
+        lines = script.read_text().splitlines()
+        assert lines[:2] == ["#!/usr/bin/env bash", "set -o errexit -o nounset -o pipefail"], script.name
+        # Either the last line execs, or a heredoc fed to an exec'd interpreter closes the script.
+        assert "exec " in exec_line(script) or re.search(r"^exec .*<<'(\w+)'$", script.read_text(), re.M), script.name
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_services_run_the_start_scripts_the_procfile_describes(default_project, compose_file):
+    services = compose_config(default_project, compose_file)["services"]
+    for name in procfile(default_project):
+        if name == "web" and compose_file == "docker-compose.yml":
+            assert services["web"]["command"] == "compose/local/start-web"
+        else:
+            assert services[name]["command"] == f"compose/start-{name}"
+    assert services["migrate"]["command"] == "compose/migrate"
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_every_long_running_service_has_a_health_check(project, compose_file):
+    services = compose_config(project, compose_file)["services"]
+    unchecked = [name for name, service in services.items() if "healthcheck" not in service]
+    assert unchecked == sorted(ONE_SHOT_SERVICES)
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_services_wait_for_healthy_dependencies_and_for_migrations(project, compose_file):
+    services = compose_config(project, compose_file)["services"]
+    for name, service in services.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            expected = "service_completed_successfully" if dependency in ONE_SHOT_SERVICES else "service_healthy"
+            assert condition == {"condition": expected}, f"{name} -> {dependency}"
+        if "build" in service and name not in ONE_SHOT_SERVICES and name != "flower":
+            assert "migrate" in service["depends_on"], f"{name} may start before migrations ran"
+    if "flower" in services:
+        assert {"worker", "worker-io", "worker-cpu"} <= set(services["flower"]["depends_on"])
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_worker_health_checks_ping_the_node_their_procfile_command_names(default_project, compose_file):
+    services = compose_config(default_project, compose_file)["services"]
+    commands = procfile(default_project)
+    workers = [name for name, command in commands.items() if " worker " in f" {command} "]
+    assert sorted(workers) == ["worker", "worker-cpu", "worker-io"]
+    for name in workers:
+        (node,) = WORKER_NODE.findall(commands[name])
+        assert services[name]["healthcheck"]["test"] == ["CMD", "compose/healthcheck-worker", node]
+    assert services["beat"]["healthcheck"]["test"] == ["CMD", "compose/healthcheck-beat"]
+    assert services["web"]["healthcheck"]["test"] == ["CMD", "compose/healthcheck-web"]
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_worker_stop_grace_period_outlasts_the_hard_time_limit(default_project, template_venv, compose_file):
+    hard_limit = float(django_setting(default_project, template_venv, "CELERY_TASK_TIME_LIMIT"))
+    services = compose_config(default_project, compose_file)["services"]
+    for name in ("worker", "worker-io", "worker-cpu"):
+        assert seconds(services[name]["stop_grace_period"]) > hard_limit, name
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_redis_persists_and_never_evicts(default_project, compose_file):
+    command = compose_config(default_project, compose_file)["services"]["redis"]["command"]
+    command = " ".join(command) if isinstance(command, list) else command
+    assert "--appendonly yes" in command
+    assert "--maxmemory-policy noeviction" in command
+
+
+def test_production_redis_requires_the_password_that_redis_url_carries(default_project):
+    services = compose_config(default_project, "docker-compose.production.yml")["services"]
+    assert '--requirepass "$$REDIS_PASSWORD"' in " ".join(services["redis"]["command"])
+    assert "REDISCLI_AUTH" in services["redis"]["healthcheck"]["test"][1]
+    password = services["redis"]["environment"]["REDIS_PASSWORD"]
+    assert f":{password}@redis:" in services["web"]["environment"]["REDIS_URL"]
+
+
+def test_production_publishes_no_database_or_broker_port_and_the_rest_on_loopback_only(project):
+    services = compose_config(project, "docker-compose.production.yml")["services"]
+    for name in ("redis", "postgres"):
+        assert "ports" not in services[name], f"production publishes {name}"
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            published = port if isinstance(port, str) else f"{port.get('host_ip', '')}:{port['published']}"
+            assert published.startswith("127.0.0.1:"), f"production publishes {name} on {published}"
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_production_and_local_services_use_their_own_generated_env_files(project, compose_file):
+    kind = "production" if "production" in compose_file else "local"
+    services = compose_config(project, compose_file)["services"]
+    assert services["web"]["environment"]["DJANGO_SETTINGS_MODULE"] == f"config.settings.{kind}"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] in services["web"]["environment"]["DATABASE_URL"]
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_exactly_one_beat_and_no_worker_runs_beat_inside_it(default_project, compose_file):
+    services = compose_config(default_project, compose_file)["services"]
+    # A fixed container name makes `--scale beat=2` fail.
+    assert services["beat"].get("container_name")
+    for command in procfile(default_project).values():
+        argv = shlex.split(command)
+        assert "-B" not in argv
+        assert "--beat" not in argv
+
+
+def test_without_flower_no_flower_service_script_or_health_check_is_generated(bake_once):
+    project = bake_once("use_flower-n", **COMBINATIONS["use_flower-n"])
+    for compose_file in COMPOSE_FILES:
+        assert "flower" not in compose_config(project, compose_file)["services"]
+        assert "flower" not in (project / compose_file).read_text().lower()
+    assert not list((project / "compose").glob("*flower*"))
+
+
+def test_flower_requires_basic_auth_with_the_generated_credentials(default_project):
+    assert "--basic-auth=${FLOWER_USER}:${FLOWER_PASSWORD}" in procfile(default_project)["flower"]
+    for compose_file in COMPOSE_FILES:
+        environment = compose_config(default_project, compose_file)["services"]["flower"]["environment"]
+        assert len(environment["FLOWER_PASSWORD"]) >= 32
+
+
+def dockerfile_stages(project: Path) -> dict[str, list[str]]:
+    """Stage name -> its instructions (continuation lines joined), in order."""
+    text = re.sub(r"\\\n\s*", " ", (project / "Dockerfile").read_text())
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            current = stages.setdefault(line.split()[-1], [])
+        current.append(line)
+    return stages
+
+
+def test_dockerfile_builds_with_uv_from_pyproject_and_the_lock_file_when_present(default_project):
+    builder = " ".join(dockerfile_stages(default_project)["builder"])
+    assert "COPY pyproject.toml uv.lock* ./" in builder
+    assert "if [ -f uv.lock ]; then uv sync --locked" in builder
+
+
+def test_final_image_runs_as_an_unprivileged_user_without_build_tools(project):
+    stages = dockerfile_stages(project)
+    final_name, final = list(stages.items())[-1]
+    assert final_name == "runtime"
+    users = [line.split()[1] for line in final if line.upper().startswith("USER ")]
+    assert users, "the final stage never drops root"
+    assert users[-1] not in ("root", "0")
+    installs = [line for line in final if re.search(r"\b(uv|pip install|apt-get install|gcc|build-essential)\b", line)]
+    assert installs == []
+    assert any(line.startswith("COPY --from=builder /opt/venv") for line in final)
+
+
+def test_image_python_is_the_python_the_tests_run_on(default_project):
+    (version,) = re.findall(r"^ARG PYTHON_VERSION=(\S+)$", (default_project / "Dockerfile").read_text(), re.M)
+    assert version == f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def test_dockerfile_collectstatic_step_works_with_its_build_time_placeholders(project, template_venv, tmp_path):
+    """The RUN that collects static files, run as the build runs it: production settings, placeholder env."""
+    # A copy, so the shared bake gets no staticfiles/.
+    project = Path(shutil.copytree(project, tmp_path / project.name))
+    runtime = dockerfile_stages(project)["runtime"]
+    (run,) = [line for line in runtime if "collectstatic" in line]
+    (settings_module,) = re.findall(r"DJANGO_SETTINGS_MODULE=(\S+)", " ".join(runtime))
+    run_in(
+        project, "bash", "-c", run.removeprefix("RUN "),
+        venv=template_venv, env={"DJANGO_SETTINGS_MODULE": settings_module},
+    )  # fmt: skip
+    assert (project / "staticfiles" / "staticfiles.json").exists()
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image(default_project):
+    kept_out = (".env", ".envs/.production/.django", ".venv/bin/python", "db.sqlite3", "config/__pycache__/a.pyc")
+    for relative in kept_out:
+        assert dockerignored(default_project, relative), relative
+    for relative in ("manage.py", "compose/start-web", "config/settings/production.py", "pyproject.toml"):
+        assert not dockerignored(default_project, relative), relative
