@@ -33,7 +33,9 @@ def test_beat_runs_the_heartbeat_scheduler_which_is_still_a_database_scheduler()
     assert issubclass(scheduler, DatabaseScheduler)
 
 
-@pytest.mark.django_db
+# transaction=True: the scheduler calls close_old_connections(), which closes a connection
+# left inside the test's atomic block (any database but SQLite in memory).
+@pytest.mark.django_db(transaction=True)
 def test_every_tick_touches_the_heartbeat_and_a_clean_stop_removes_it(heartbeat):
     scheduler = HeartbeatDatabaseScheduler(app=celery_app)
     scheduler.tick()
