@@ -1,0 +1,129 @@
+"""`manage.py celery_bench` runs every workload on the Procfile's real workers and a real Redis (P27).
+
+Only that it completes and reports figures is asserted: timings on a shared CI machine are
+not a test. The figures in the generated README come from a full run on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from numbers import Real
+
+import pytest
+from bakery import run_in
+
+# Each workload and the figures it must report.
+WORKLOAD_FIGURES = {
+    "a": ("tasks_per_second", "seconds"),
+    "b": ("seconds", "ideal_seconds"),
+    "c": ("tasks_per_second", "cores_used"),
+    "d": ("delay", "on_commit"),
+    "e": ("p50_ms", "p95_ms", "p99_ms"),
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_server() -> Iterator[str]:
+    """A real redis-server on a free loopback port; its URL points at database 0, the user's data."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("redis-server is not installed: `apt-get install redis-server` (see .ci/run).")
+    port = _free_port()
+    directory = tempfile.mkdtemp(prefix="redis-bench-test-")
+    process = subprocess.Popen(
+        [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", directory, "--save", ""],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f"redis-server did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def redis_cli(url: str, *command: str) -> str:
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    result = subprocess.run(
+        ["redis-cli", "-p", port, *command], capture_output=True, text=True, timeout=30, check=True
+    )
+    return result.stdout.strip()
+
+
+def assert_numbers(figures: dict, path: str) -> None:
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            assert_numbers(value, f"{path}.{key}")
+        elif not isinstance(value, str):
+            assert isinstance(value, Real), f"{path}.{key} is {value!r}"
+            assert value >= 0, f"{path}.{key} is {value!r}"
+
+
+def test_quick_benchmark_reports_every_workload_with_and_without_celery_defaults(bake, template_venv, redis_server):
+    project = bake()
+    redis_cli(redis_server, "SET", "users:data", "kept")
+
+    result = run_in(
+        project,
+        "python", "manage.py", "celery_bench", "--quick", "--compare-defaults", "--json",
+        venv=template_venv,
+        env={"REDIS_URL": redis_server},
+        timeout=300,
+    )  # fmt: skip
+
+    report = json.loads(result.stdout)
+    for run in ("project", "defaults"):
+        workers = report["runs"][run]["workers"]
+        assert set(workers) == {"default", "io", "cpu"}, f"{run} workers: {workers}"
+        workloads = report["runs"][run]["workloads"]
+        assert set(workloads) == set(WORKLOAD_FIGURES)
+        for workload, figures in WORKLOAD_FIGURES.items():
+            for figure in figures:
+                assert figure in workloads[workload], f"{run} ({workload}) lacks {figure}: {workloads[workload]}"
+            assert_numbers(workloads[workload], f"{run}.{workload}")
+    assert report["runs"]["project"]["settings_module"] == "config.settings.local"
+    assert report["runs"]["defaults"]["settings_module"] == "config.settings.bench_defaults"
+    assert len(report["ratios"]) == 6
+    # The project's database 0 is not the benchmark's, and the benchmark's is left empty.
+    assert redis_cli(redis_server, "GET", "users:data") == "kept"
+    assert redis_cli(redis_server, "-n", "15", "DBSIZE") == "0"
+
+
+def test_benchmark_refuses_a_database_holding_keys_without_yes(bake, template_venv, redis_server):
+    project = bake()
+    redis_cli(redis_server, "-n", "15", "SET", "someone:else", "precious")
+
+    result = run_in(
+        project,
+        "python", "manage.py", "celery_bench", "--quick",
+        venv=template_venv,
+        env={"REDIS_URL": redis_server},
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+
+    assert result.returncode != 0
+    assert "--yes" in result.stderr
+    assert redis_cli(redis_server, "-n", "15", "GET", "someone:else") == "precious"
