@@ -5,15 +5,18 @@ eager mode and no fake Redis here (P33).
 """
 
 import contextlib
+import gc
 import os
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from celery.result import AsyncResult
 from django.conf import settings
 from django.core.cache import cache, caches
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.testing.redis_server import RedisServer
+from {{ cookiecutter.project_slug }}.testing.task_events import TaskEvents
 
 WORKER_QUEUES = ["default", "io", "cpu"]
 
@@ -39,8 +42,20 @@ def redis_url():
     if str(celery_app.conf.result_backend or "").startswith("redis"):
         celery_app.conf.result_backend = url
     yield url
+    _forget_pending_results()
     if server is not None:
         server.stop(remove_data=True)
+
+
+def _forget_pending_results():
+    """Stop waiting for results nobody reads, such as a chord's header results in the worker thread.
+
+    On the Redis result backend each holds a pubsub subscription: freed at exit, with Redis
+    already stopped, each one retries the dead connection for many seconds.
+    """
+    gc.collect()
+    for result in [obj for obj in gc.get_objects() if isinstance(obj, AsyncResult)]:
+        result.backend.remove_pending_result(result)
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +83,17 @@ def celery_worker(redis_url, django_db_blocker):
         ) as worker,
     ):
         yield worker
+
+
+@pytest.fixture
+def task_events():
+    """What Celery signals report during the test: sends, starts, retries, failures, expiries."""
+    with TaskEvents() as events:
+        yield events
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    """Files the test (or the in-process worker) stores go to a temp dir."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
