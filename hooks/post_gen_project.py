@@ -12,6 +12,7 @@ DOMAIN = "{{ cookiecutter.domain_name }}"
 USE_FLOWER = "{{ cookiecutter.use_flower }}" == "y"
 USE_SENTRY = "{{ cookiecutter.use_sentry }}" == "y"
 CI_TOOL = "{{ cookiecutter.ci_tool }}"
+RESULT_BACKEND = "{{ cookiecutter.result_backend }}"
 
 # Files and folders that belong to one option, removed when the option is not chosen.
 OPTION_PATHS = {
@@ -19,6 +20,13 @@ OPTION_PATHS = {
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml"],
 }
+
+# Modules with a second implementation for result_backend=none: (alternative, the file it replaces).
+# Without a result backend there is no chord, so the report's fan-in counts pages in Redis instead.
+NO_RESULT_BACKEND_FILES = [
+    (f"{SLUG}/reports/fan_in_without_results.py", f"{SLUG}/reports/fan_in.py"),
+    (f"{SLUG}/reports/tests/test_fan_in_without_results.py", f"{SLUG}/reports/tests/test_fan_in.py"),
+]
 
 
 def random_string(length: int, alphabet: str = string.ascii_letters + string.digits) -> str:
@@ -103,6 +111,14 @@ def remove_unchosen_options(root: Path) -> None:
                 path.unlink()
 
 
+def choose_alternative_files(root: Path) -> None:
+    for alternative, replaced in NO_RESULT_BACKEND_FILES:
+        if RESULT_BACKEND == "none":
+            (root / alternative).replace(root / replaced)
+        else:
+            (root / alternative).unlink()
+
+
 def print_next_steps() -> None:
     print(
         f"""
@@ -124,4 +140,5 @@ if __name__ == "__main__":
     project = Path.cwd()
     write_env_files(project)
     remove_unchosen_options(project)
+    choose_alternative_files(project)
     print_next_steps()

@@ -11,7 +11,8 @@ from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
-app = Celery("{{ cookiecutter.project_slug }}")
+# Every task checks its arguments and records its final failure for replay (core/base_task.py).
+app = Celery("{{ cookiecutter.project_slug }}", task_cls="{{ cookiecutter.project_slug }}.core.base_task:BaseTask")
 
 # Every Celery setting lives in Django settings with the CELERY_ prefix.
 app.config_from_object("django.conf:settings", namespace="CELERY")

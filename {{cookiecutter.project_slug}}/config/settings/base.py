@@ -24,6 +24,10 @@ SITE_ID = 1
 # ------------------------------------------------------------------------------
 # SQLite is only the default for running locally without Docker; production requires DATABASE_URL.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite has no row locks (select_for_update is a no-op): take the write lock when a transaction
+    # begins, so concurrent tasks wait their turn (for up to `timeout` s) instead of racing (P8).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # URLS
@@ -50,8 +54,14 @@ THIRD_PARTY_APPS = [
 ]
 LOCAL_APPS = [
     "{{ cookiecutter.project_slug }}.core",
+    "{{ cookiecutter.project_slug }}.accounts",
+    "{{ cookiecutter.project_slug }}.reports",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+# AUTHENTICATION
+# ------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
 
 # MIDDLEWARE
 # ------------------------------------------------------------------------------
@@ -117,10 +127,24 @@ LOGGING = {
     "formatters": {
         "verbose": {"format": "%(levelname)s %(asctime)s %(name)s %(process)d %(message)s"},
     },
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "verbose"},
+        # Server errors email the admins through a Celery task: a slow SMTP server never slows the request (P32).
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "{{ cookiecutter.project_slug }}.core.admin_email.EnqueuingAdminEmailHandler",
+        },
     },
     "root": {"level": env("DJANGO_LOG_LEVEL", default="INFO"), "handlers": ["console"]},
+    "loggers": {
+        # Replaces Django's default handlers for "django", whose mail_admins talks to SMTP in the request.
+        "django": {"handlers": [], "propagate": True},
+        "django.request": {"handlers": ["mail_admins"], "level": "ERROR", "propagate": True},
+    },
 }
 
 # REDIS (broker and cache)
@@ -210,3 +234,16 @@ CELERY_TASK_CREATE_MISSING_QUEUES = False
 # DatabaseScheduler also touches BEAT_HEARTBEAT_FILE on every tick for compose/healthcheck-beat (P29).
 CELERY_BEAT_SCHEDULER = "{{ cookiecutter.project_slug }}.core.beat:HeartbeatDatabaseScheduler"
 BEAT_HEARTBEAT_FILE = env("BEAT_HEARTBEAT_FILE", default=str(Path(tempfile.gettempdir()) / "celerybeat-heartbeat"))
+
+# SAMPLE APPS (accounts, reports)
+# ------------------------------------------------------------------------------
+# A sign-in code and the email carrying it are useless after this many seconds (P15).
+LOGIN_CODE_TTL = 10 * 60
+# The external sales API the reports read; the trailing slash matters (paths are joined to it).
+REPORTS_API_URL = env("REPORTS_API_URL", default="http://localhost:8001/api/")
+# (connect, read) seconds: a hung API must not hold an io worker slot forever (P13).
+REPORTS_API_TIMEOUT = (3.05, env.float("REPORTS_API_READ_TIMEOUT", default=10))
+# Longest wait between retries of a failed API call; backoff doubles up to it, with jitter.
+REPORTS_API_RETRY_BACKOFF_MAX = env.int("REPORTS_API_RETRY_BACKOFF_MAX", default=300)
+# Per io worker: what the API allows divided by the number of io workers (P16).
+REPORTS_API_RATE_LIMIT = env("REPORTS_API_RATE_LIMIT", default="10/s")

@@ -1,7 +1,11 @@
 """Test settings: fast, isolated, and still talking to a real Redis (started by the test plugin)."""
 
+import os
+import tempfile
+from pathlib import Path
+
 from .base import *  # noqa: F403
-from .base import env
+from .base import DATABASES, env
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="!!!test-only-not-secret!!!")
 ALLOWED_HOSTS = ["testserver", "localhost"]
@@ -10,3 +14,13 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 # Task tests go through a real worker and a real Redis (see conftest.py), never eager mode (P33).
 CELERY_TASK_ALWAYS_EAGER = False
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not SQLite's shared memory: worker subprocesses started by tests must see the same database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"{{ cookiecutter.project_slug }}-test-{os.getpid()}.sqlite3")
+    }
+
+# Retries wait at most a second between attempts, so retry tests take seconds, not minutes.
+REPORTS_API_RETRY_BACKOFF_MAX = 1
+REPORTS_API_TIMEOUT = (3.05, 2)

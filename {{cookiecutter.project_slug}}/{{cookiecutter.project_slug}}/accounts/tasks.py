@@ -1,0 +1,35 @@
+"""Thin wrappers around accounts.services: names, queues, retries (P2, P6)."""
+
+import smtplib
+
+from celery import shared_task
+
+from {{ cookiecutter.project_slug }}.accounts import services
+
+# Worth retrying: the mail server is down or slow. Anything else (a missing user, a wrongly
+# typed ID) fails at once and is recorded, because a retry would fail the same way (P13).
+SMTP_ERRORS = (smtplib.SMTPException, OSError)
+
+
+@shared_task(
+    name="accounts.send_welcome_email",
+    autoretry_for=SMTP_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def send_welcome_email(user_id: int) -> None:
+    services.send_welcome_email(user_id=user_id)
+
+
+@shared_task(
+    name="accounts.send_login_code",
+    autoretry_for=SMTP_ERRORS,
+    retry_backoff=True,
+    retry_backoff_max=60,
+    retry_jitter=True,
+    max_retries=3,
+)
+def send_login_code(user_id: int) -> None:
+    services.send_login_code(user_id=user_id)

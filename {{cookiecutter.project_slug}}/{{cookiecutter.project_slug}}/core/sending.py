@@ -1,0 +1,105 @@
+"""Send a task by name, safely (P3).
+
+Code that must not import a task module (models, services that tasks import, logging
+handlers) sends by name. ``celery_app.send_task`` accepts any string and any queue, so
+a typo becomes a message nobody ever consumes; this helper refuses it instead.
+"""
+
+import difflib
+from datetime import datetime
+
+from celery import Signature
+from celery.result import AsyncResult
+from django.apps import apps
+from django.conf import settings
+from django.utils import timezone
+
+from config.celery_app import app as celery_app
+
+
+class TaskSendError(ValueError):
+    """A task message the helper refuses to send; the message says why."""
+
+
+class UnknownTaskError(TaskSendError):
+    pass
+
+
+class WrongQueueError(TaskSendError):
+    pass
+
+
+class CountdownTooLongError(TaskSendError):
+    pass
+
+
+def _project_task_names() -> set[str]:
+    # The web process imports tasks.py modules lazily: import them all, as a worker does at start.
+    celery_app.loader.autodiscover_tasks([config.name for config in apps.get_app_configs()])
+    return set(celery_app.tasks)
+
+
+def ensure_registered(name: str) -> None:
+    """Raise UnknownTaskError unless some installed app defines a task with this name."""
+    if name in celery_app.tasks:
+        return
+    names = _project_task_names()
+    if name not in names:
+        close = difflib.get_close_matches(name, sorted(names), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise UnknownTaskError(f"No registered task is named {name!r}, so no worker would run it.{hint}")
+
+
+def routed_queue(name: str) -> str:
+    """The queue CELERY_TASK_ROUTES sends this task name to."""
+    return celery_app.amqp.router.route({}, name)["queue"].name
+
+
+def signature_by_name(name: str, *, args: tuple | list = (), kwargs: dict | None = None) -> Signature:
+    """A signature (for chords and chains) of a task that must exist; routed by its name."""
+    ensure_registered(name)
+    return celery_app.signature(name, args=tuple(args), kwargs=kwargs or {})
+
+
+def _seconds_until_due(countdown: float | None, eta: datetime | None) -> float:
+    if countdown is not None:
+        return countdown
+    if eta is not None:
+        return (eta - timezone.now()).total_seconds()
+    return 0
+
+
+def send_task_by_name(
+    name: str,
+    *,
+    queue: str,
+    args: tuple | list = (),
+    kwargs: dict | None = None,
+    countdown: float | None = None,
+    eta: datetime | None = None,
+    expires: float | datetime | None = None,
+    **options,
+) -> AsyncResult:
+    """Send ``name`` to ``queue``: refuse unknown names, queues that contradict the routes, and long delays.
+
+    ``queue`` is required so a reader sees where the message goes; it must be the queue
+    the routes give, so sending by name and calling ``.delay()`` never disagree.
+    """
+    ensure_registered(name)
+    expected = routed_queue(name)
+    if queue != expected:
+        raise WrongQueueError(
+            f"{name!r} is routed to the {expected!r} queue (CELERY_TASK_ROUTES), not {queue!r}: "
+            f"pass queue={expected!r} or change the route."
+        )
+    delay = _seconds_until_due(countdown, eta)
+    # Redis redelivers a message still unacked after the visibility timeout; an ETA beyond it runs twice (P10).
+    if delay > settings.TASK_MAX_COUNTDOWN:
+        raise CountdownTooLongError(
+            f"{name!r} would wait {delay:.0f} s before running, longer than TASK_MAX_COUNTDOWN "
+            f"({settings.TASK_MAX_COUNTDOWN} s): Redis would deliver it again before it is due. "
+            "Store the due time in the database and let a periodic task send it instead."
+        )
+    return celery_app.send_task(
+        name, args=args, kwargs=kwargs, queue=queue, countdown=countdown, eta=eta, expires=expires, **options
+    )

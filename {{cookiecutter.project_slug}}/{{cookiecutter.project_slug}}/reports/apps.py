@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReportsConfig(AppConfig):
+    name = "{{ cookiecutter.project_slug }}.reports"
+    verbose_name = "Reports"

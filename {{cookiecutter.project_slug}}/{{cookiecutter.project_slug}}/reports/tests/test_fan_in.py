@@ -1,0 +1,23 @@
+"""The chord fan-in (result backend configured): only the page fetches keep results (P21)."""
+
+import pytest
+from celery.result import AsyncResult
+
+from {{ cookiecutter.project_slug }}.reports.tasks import generate_report
+from {{ cookiecutter.project_slug }}.reports.tests.conftest import DAY, PAGES
+from {{ cookiecutter.project_slug }}.reports.tests.test_tasks import wait_for_report
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker", "media_root")]
+
+
+def test_only_the_page_fetches_store_results_for_the_chord(sales_api, task_events):
+    generate_report.delay(DAY.isoformat())
+    wait_for_report()
+    (build,) = task_events.wait_for("reports.build_report", "succeeded")
+    fetches = task_events.of("reports.fetch_page", "started")
+    stored = {event.args[1]: AsyncResult(event.task_id).get(timeout=10) for event in fetches}
+    assert stored == dict(enumerate(PAGES, start=1))
+    # Ignored results are never stored: the backend does not know these tasks ran.
+    assert AsyncResult(build.task_id).state == "PENDING"
+    (generate,) = task_events.of("reports.generate_report", "succeeded")
+    assert AsyncResult(generate.task_id).state == "PENDING"
