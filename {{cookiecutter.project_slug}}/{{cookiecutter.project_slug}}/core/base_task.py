@@ -13,6 +13,7 @@ import inspect
 import logging
 import types
 import typing
+from functools import cached_property
 
 from celery import Task
 
@@ -51,19 +52,28 @@ class BaseTask(Task):
         # Runs outside the autoretry wrapper: a TypeError here fails the task once, without retries.
         self.check_arguments(args, kwargs)
 
-    def check_arguments(self, args, kwargs) -> None:
-        """Raise TypeError unless the arguments fit the task function's signature and JSON annotations."""
+    @cached_property
+    def _argument_types(self) -> tuple[inspect.Signature, dict[str, tuple[type, ...]]]:
+        """The task function's signature, and the JSON types each checked parameter accepts (computed once)."""
         function = inspect.unwrap(self.run)
         signature = inspect.signature(function)
+        hints = typing.get_type_hints(function)
+        checked = {}
+        for name, parameter in signature.parameters.items():
+            kinds = accepted_types(hints.get(name))
+            if kinds is not None and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                checked[name] = kinds
+        return signature, checked
+
+    def check_arguments(self, args, kwargs) -> None:
+        """Raise TypeError unless the arguments fit the task function's signature and JSON annotations."""
+        signature, checked = self._argument_types
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"{self.name}: {exc}") from None
-        hints = typing.get_type_hints(function)
         for name, value in bound.arguments.items():
-            if signature.parameters[name].kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-                continue
-            kinds = accepted_types(hints.get(name))
+            kinds = checked.get(name)
             if kinds is not None and not is_instance(value, kinds):
                 expected = " or ".join(kind.__name__ for kind in kinds)
                 raise TypeError(

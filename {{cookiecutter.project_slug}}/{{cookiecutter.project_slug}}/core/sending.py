@@ -33,7 +33,8 @@ class CountdownTooLongError(TaskSendError):
     pass
 
 
-def _project_task_names() -> set[str]:
+def registered_task_names() -> set[str]:
+    """Every task name the project defines, as a worker would see them."""
     # The web process imports tasks.py modules lazily: import them all, as a worker does at start.
     celery_app.loader.autodiscover_tasks([config.name for config in apps.get_app_configs()])
     return set(celery_app.tasks)
@@ -43,7 +44,7 @@ def ensure_registered(name: str) -> None:
     """Raise UnknownTaskError unless some installed app defines a task with this name."""
     if name in celery_app.tasks:
         return
-    names = _project_task_names()
+    names = registered_task_names()
     if name not in names:
         close = difflib.get_close_matches(name, sorted(names), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -44,14 +44,13 @@ def log_task_failure(sender=None, task_id=None, exception=None, args=None, kwarg
 
 @task_retry.connect
 def log_task_retry(sender=None, request=None, reason=None, **extra):
-    eta = getattr(reason, "when", None)
     logger.warning(
-        "Task %s[%s] will retry (retry %s of %s, at %s): %s; %s",
+        "Task %s[%s] will retry (retry %s of %s, %s): %s; %s",
         getattr(sender, "name", "?"),
         getattr(request, "id", "?"),
         getattr(request, "retries", 0) + 1,
         getattr(sender, "max_retries", "?"),
-        eta,
+        reason.humanize() if hasattr(reason, "humanize") else "soon",
         getattr(reason, "exc", reason),
         summarise(getattr(request, "args", ()), getattr(request, "kwargs", {})),
     )

@@ -6,13 +6,13 @@ import pytest
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.core.base_task import BaseTask
-from {{ cookiecutter.project_slug }}.core.sending import _project_task_names
+from {{ cookiecutter.project_slug }}.core.sending import registered_task_names
 
 PROJECT = "{{ cookiecutter.project_slug }}."
 
 
 def project_tasks():
-    _project_task_names()  # imports every tasks.py
+    registered_task_names()  # imports every tasks.py
     return {
         name: task
         for name, task in celery_app.tasks.items()
