@@ -234,6 +234,9 @@ CELERY_TASK_CREATE_MISSING_QUEUES = False
 # DatabaseScheduler also touches BEAT_HEARTBEAT_FILE on every tick for compose/healthcheck-beat (P29).
 CELERY_BEAT_SCHEDULER = "{{ cookiecutter.project_slug }}.core.beat:HeartbeatDatabaseScheduler"
 BEAT_HEARTBEAT_FILE = env("BEAT_HEARTBEAT_FILE", default=str(Path(tempfile.gettempdir()) / "celerybeat-heartbeat"))
+# Only the beat holding a Redis lock sends periodic tasks; a second beat stands by and takes over within this
+# many seconds of the first one dying (at once if it stops cleanly). Beat ticks at least every 5 s.
+BEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=30)
 
 # SAMPLE APPS (accounts, reports)
 # ------------------------------------------------------------------------------

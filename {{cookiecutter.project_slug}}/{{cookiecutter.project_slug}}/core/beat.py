@@ -1,25 +1,105 @@
-"""Beat's scheduler: django-celery-beat's DatabaseScheduler that leaves a heartbeat for health checks (P29).
+"""Beat's scheduler: django-celery-beat's DatabaseScheduler, with a heartbeat (P29) and a lock (P24).
 
-compose/healthcheck-beat fails when the heartbeat file is older than a minute, so a
-beat that hangs (stuck on the database or the broker) is restarted, not trusted.
+- compose/healthcheck-beat fails when the heartbeat file is older than a minute, so a beat
+  that hangs (stuck on the database or the broker) is restarted, not trusted.
+- Only the beat holding a lock in Redis sends periodic tasks. A second beat started by
+  mistake (a second host, a scaled service) stands by instead of sending every task twice,
+  and takes over when the first one stops.
 """
 
+import logging
+import os
+import socket
+import uuid
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django_celery_beat.schedulers import DatabaseScheduler
+from redis.exceptions import LockError, RedisError
+
+logger = logging.getLogger(__name__)
+
+BEAT_LOCK_KEY = "beat-lock"
+# Seconds between attempts when Redis cannot be reached; the heartbeat goes stale meanwhile.
+REDIS_RETRY_INTERVAL = 5.0
 
 
 class HeartbeatDatabaseScheduler(DatabaseScheduler):
-    """Touch ``settings.BEAT_HEARTBEAT_FILE`` after every tick; remove it on a clean shutdown."""
+    """Send due tasks only while holding the beat lock; touch ``settings.BEAT_HEARTBEAT_FILE`` every tick."""
+
+    def __init__(self, *args, **kwargs):
+        self.lock_timeout = settings.BEAT_LOCK_TIMEOUT
+        # One scheduler per beat process, so the token is this object's, not a thread's.
+        self.lock = cache.lock(BEAT_LOCK_KEY, timeout=self.lock_timeout, thread_local=False)
+        self.lock_token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holds_lock = False
+        self.standing_by = False
+        super().__init__(*args, **kwargs)
 
     def tick(self, *args, **kwargs):
-        interval = super().tick(*args, **kwargs)
+        try:
+            active = self.hold_lock()
+        except RedisError as exc:
+            logger.warning("Beat cannot reach Redis for its lock, so it sends nothing until it can: %s", exc)
+            return REDIS_RETRY_INTERVAL
+        if active:
+            # Wake up often enough to refresh the lock before it expires.
+            interval = min(super().tick(*args, **kwargs), self.lock_timeout / 3)
+        else:
+            interval = min(self.max_interval, self.lock_timeout / 3)
         # Only after a tick that worked: a tick that raises leaves the heartbeat to go stale.
         Path(settings.BEAT_HEARTBEAT_FILE).touch()
         return interval
 
+    def hold_lock(self) -> bool:
+        """Refresh the lock if this beat holds it, else try to take it; True if this beat may send tasks."""
+        if self.holds_lock:
+            try:
+                return self.lock.reacquire()
+            except LockError:
+                self.holds_lock = False
+                logger.error(
+                    "Beat %s lost the beat lock to %s (it did not tick for BEAT_LOCK_TIMEOUT=%s s); standing by",
+                    self.lock_token,
+                    self.lock_holder(),
+                    self.lock_timeout,
+                )
+        if self.lock.acquire(blocking=False, token=self.lock_token):
+            self.holds_lock = True
+            logger.info("Beat %s holds the beat lock: it sends the periodic tasks", self.lock_token)
+            if self.standing_by:
+                self.standing_by = False
+                self.reload_schedule()
+            return True
+        if not self.standing_by:
+            self.standing_by = True
+            logger.warning(
+                "Another beat (%s) holds the beat lock: this one (%s) sends nothing and stands by; it takes over "
+                "within BEAT_LOCK_TIMEOUT=%s s of the other one stopping. Run a single beat.",
+                self.lock_holder(),
+                self.lock_token,
+                self.lock_timeout,
+            )
+        return False
+
+    def lock_holder(self) -> str:
+        token = self.lock.redis.get(self.lock.name)
+        return token.decode() if token else "nobody"
+
+    def reload_schedule(self) -> None:
+        # The other beat moved every entry's last_run_at on while this one stood by: read them afresh.
+        self._schedule = self.all_as_schedule()
+        self._heap = None
+
     def close(self):
+        # Write last_run_at first, so the beat that takes over reads where this one stopped.
         super().close()
+        if self.holds_lock:
+            self.holds_lock = False
+            try:
+                self.lock.release()
+            except (LockError, RedisError) as exc:
+                logger.warning("Beat could not release the beat lock (it expires by itself): %s", exc)
         # A stopped beat is unhealthy at once, not a minute later.
         Path(settings.BEAT_HEARTBEAT_FILE).unlink(missing_ok=True)

@@ -1,4 +1,8 @@
-"""Beat keeps a heartbeat for its health check, and is still django-celery-beat's DatabaseScheduler (P25, P29)."""
+"""Beat keeps a heartbeat for its health check, sends only while it holds the beat lock, and is still
+django-celery-beat's DatabaseScheduler (P24, P25, P29).
+
+Two real beat processes side by side: reliability/test_two_beats.py.
+"""
 
 import os
 import subprocess
@@ -42,6 +46,40 @@ def test_every_tick_touches_the_heartbeat_and_a_clean_stop_removes_it(heartbeat)
     assert heartbeat.exists()
     scheduler.close()
     assert not heartbeat.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_scheduler_stands_by_while_the_first_holds_the_lock_and_takes_over_when_it_closes(heartbeat, caplog):
+    first = HeartbeatDatabaseScheduler(app=celery_app)
+    second = HeartbeatDatabaseScheduler(app=celery_app)
+    first.tick()
+    second.tick()
+    assert (first.holds_lock, second.holds_lock) == (True, False)
+    assert f"Another beat ({first.lock_token}) holds the beat lock" in caplog.text
+    # The one standing by stays healthy: it is alive and ready to take over.
+    assert heartbeat.exists()
+
+    first.close()  # a clean stop hands the lock over at once
+    second.tick()
+    assert second.holds_lock
+    second.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_beat_that_stops_ticking_loses_the_lock_after_the_timeout_and_then_stands_by(heartbeat, settings, caplog):
+    settings.BEAT_LOCK_TIMEOUT = 1
+    stalled = HeartbeatDatabaseScheduler(app=celery_app)
+    successor = HeartbeatDatabaseScheduler(app=celery_app)
+    stalled.tick()
+    time.sleep(1.5)  # longer than the lock timeout, without a tick
+    successor.tick()
+    assert successor.holds_lock
+
+    stalled.tick()
+    assert not stalled.holds_lock
+    assert f"Beat {stalled.lock_token} lost the beat lock to {successor.lock_token}" in caplog.text
+    successor.close()
+    stalled.close()
 
 
 def test_beat_healthcheck_passes_on_a_fresh_heartbeat_and_fails_on_a_stale_or_missing_one(heartbeat):
