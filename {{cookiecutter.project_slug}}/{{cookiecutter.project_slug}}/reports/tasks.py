@@ -56,7 +56,7 @@ def generate_report(self, day: str | None = None) -> None:
 @shared_task(
     name="reports.fetch_page",
     bind=True,
-    # No time limits here: io's threads pool cannot enforce them; the HTTP timeouts bound the task instead.
+    # No per-task time limits: io's threads pool cannot enforce any; the HTTP timeouts bound this task.
     # Per worker: keeps the io workers together under the API's published rate limit (P16).
     rate_limit=settings.REPORTS_API_RATE_LIMIT,
     # The chord (fan_in.py) needs each page's rows as this task's result; nothing else keeps results (P21).
