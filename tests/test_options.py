@@ -45,7 +45,9 @@ def test_flower_option_adds_or_removes_flower(bake):
 
 def test_sentry_option_adds_or_removes_sentry(bake):
     with_sentry, without = bake(use_sentry="y"), bake(use_sentry="n")
-    assert "CeleryIntegration" in (with_sentry / "config/settings/production.py").read_text()
+    production = (with_sentry / "config/settings/production.py").read_text()
+    assert "CeleryIntegration(monitor_beat_tasks=True)" in production
+    assert 'dsn=env("SENTRY_DSN")' in production
     assert "sentry-sdk" in dependencies(with_sentry)
     assert "SENTRY_DSN" in (with_sentry / ".envs/.production/.django").read_text()
     assert "sentry" not in (without / "config/settings/production.py").read_text()
