@@ -187,7 +187,8 @@ CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 # ...including when the pool child is killed (OOM, segfault); tasks are idempotent because of this (P8).
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# A prefork child reserves one message at a time, so a busy worker does not hoard long tasks (P9).
+# One reserved message per pool slot, so a busy worker does not hoard long tasks (P9); with late acks this
+# matches Celery's defaults on prefork and on the io thread pool, not on gevent (README "Performance").
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Every task gets a soft limit (raises SoftTimeLimitExceeded to clean up) and a hard kill (P14).
