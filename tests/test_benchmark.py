@@ -1,7 +1,7 @@
 """`manage.py celery_bench` runs every workload on the Procfile's real workers and a real Redis (P27).
 
 Only that it completes and reports figures is asserted: timings on a shared CI machine are
-not a test. The figures in the generated README come from a full run on a quiet machine.
+not a test. The generated README quotes a full `--compare-defaults` run.
 """
 
 from __future__ import annotations

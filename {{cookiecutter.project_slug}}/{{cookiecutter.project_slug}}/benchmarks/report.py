@@ -94,11 +94,11 @@ def markdown_table(result: dict) -> str:
     machine = result["machine"]
     lines += [
         "",
-        f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['os']}; Python {machine['python']}, "
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['os']}; Python {machine['python']}, "
         f"Celery {machine['celery']}, kombu {machine['kombu']}, Redis {machine['redis_server']}.",
     ]
-    lines += [f"Workers ({name}): {describe_workers(run)}." for name, run in runs.items()]
-    summary = f"Figures are medians of {runs['project']['rounds']} round(s)"
+    lines += [f"- Workers ({name}): {describe_workers(run)}." for name, run in runs.items()]
+    summary = f"- Figures are medians of {runs['project']['rounds']} round(s)"
     if compared:
         summary += ", the two configurations alternated; ratios compare each row's headline (tasks/s, wall s, p95)"
     lines.append(f"{summary}.")

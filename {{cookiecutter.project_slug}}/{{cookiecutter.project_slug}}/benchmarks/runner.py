@@ -87,6 +87,7 @@ def run_benchmark(
             "workers": results[0]["workers"],
             "rounds": len(results),
             "workloads": median_figures([result["workloads"] for result in results]),
+            "workloads_per_round": [result["workloads"] for result in results],
         }
         for name, results in measured.items()
     }

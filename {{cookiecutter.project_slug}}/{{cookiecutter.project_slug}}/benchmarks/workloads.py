@@ -29,7 +29,7 @@ class Sizes:
     end_to_end_samples: int
 
 
-FULL = Sizes(2000, 1000, 0.1, 40, 0.05, 500, 200)
+FULL = Sizes(2000, 1000, 0.1, 40, 0.25, 500, 200)
 # Enough to exercise every path, for tests and a first look; its figures are not worth quoting.
 QUICK = Sizes(100, 100, 0.1, 4, 0.05, 30, 20)
 
