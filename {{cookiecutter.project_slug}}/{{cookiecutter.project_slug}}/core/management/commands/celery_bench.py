@@ -2,6 +2,7 @@
 
 import json
 
+import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -52,7 +53,13 @@ class Command(BaseCommand):
     last_milestone: tuple[str, bool] | None = None
 
     def handle(self, *args, **options):
-        server = RedisServer().start() if options["start_redis"] else None
+        rounds = options["rounds"] if options["rounds"] is not None else (1 if options["quick"] else 3)
+        if rounds < 1:
+            raise CommandError("--rounds must be 1 or more.")
+        try:
+            server = RedisServer().start() if options["start_redis"] else None
+        except RuntimeError as error:  # no redis-server installed, or it did not start
+            raise CommandError(str(error)) from error
         try:
             base_url = server.url if server else settings.REDIS_URL
             redis_url = with_database(base_url, 0 if server else options["redis_db"])
@@ -66,10 +73,12 @@ class Command(BaseCommand):
                 QUICK if options["quick"] else FULL,
                 self.show_progress,
                 compare_defaults=options["compare_defaults"],
-                rounds=options["rounds"] or (1 if options["quick"] else 3),
+                rounds=rounds,
             )
         except BenchmarkError as error:
             raise CommandError(str(error)) from error
+        except redis.ConnectionError as error:
+            raise CommandError(f"Cannot reach Redis ({error}): start it, or pass --start-redis.") from error
         finally:
             if server is not None:
                 server.stop(remove_data=True)
