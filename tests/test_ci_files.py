@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,13 @@ def test_pre_commit_runs_ruff_django_upgrade_and_hygiene_hooks(bake):
     config = yaml.safe_load((bake() / ".pre-commit-config.yaml").read_text())
     hook_ids = {hook["id"] for repo in config["repos"] for hook in repo["hooks"]}
     assert {"ruff", "ruff-format", "django-upgrade", "trailing-whitespace", "end-of-file-fixer"} <= hook_ids
+
+
+def test_makefile_has_the_everyday_commands(bake):
+    project = bake()
+    listed = subprocess.run(["make", "help"], cwd=project, capture_output=True, text=True, check=True).stdout
+    targets = {line.split()[0] for line in listed.splitlines() if line.strip()}
+    assert {"dev", "test", "reliability", "bench", "lint", "migrate", "shell"} <= targets
+    for target in sorted(targets):
+        dry_run = subprocess.run(["make", "-n", target], cwd=project, capture_output=True, text=True, check=False)
+        assert dry_run.returncode == 0, f"make -n {target}: {dry_run.stderr}"
