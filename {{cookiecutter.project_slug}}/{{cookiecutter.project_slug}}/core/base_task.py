@@ -1,12 +1,14 @@
 """The base class of every task in the project (set as the app's ``task_cls`` in config/celery_app.py).
 
-It adds two things a task author should not have to remember:
+It adds three things a task author should not have to remember:
 
 - arguments are checked against the task function's annotations before it runs, so a
   message with a wrongly typed argument fails once, clearly, and is never retried (P13);
 - a task that fails for good (permanent error, or retries exhausted) is recorded as a
   :class:`~{{ cookiecutter.project_slug }}.core.models.FailedTask` that a person can see in the admin and
-  replay with ``manage.py replay_failed_tasks`` (P17).
+  replay with ``manage.py replay_failed_tasks`` (P17);
+- a message whose runs keep dying with their process (a poison message) is failed after
+  ``max_deliveries`` runs instead of being delivered forever (core/deliveries.py).
 """
 
 import inspect
@@ -16,6 +18,8 @@ import typing
 from functools import cached_property
 
 from celery import Task
+
+from {{ cookiecutter.project_slug }}.core.deliveries import count_delivery, forget_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +52,17 @@ def is_instance(value, kinds: tuple[type, ...]) -> bool:
 
 
 class BaseTask(Task):
+    # Runs of one message that may die with their process (OOM, segfault) before it counts as poison.
+    max_deliveries = 5
+
     def before_start(self, task_id, args, kwargs):
-        # Runs outside the autoretry wrapper: a TypeError here fails the task once, without retries.
+        # Outside the autoretry wrapper: these fail the task once, without retries.
+        count_delivery(self)
         self.check_arguments(args, kwargs)
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        # The run ended (success, failure or retry): the message is done with, so is its delivery count.
+        forget_deliveries(self)
 
     @cached_property
     def _argument_types(self) -> tuple[inspect.Signature, dict[str, tuple[type, ...]]]:
