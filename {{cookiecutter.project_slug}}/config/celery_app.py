@@ -9,10 +9,20 @@ import os
 from celery import Celery
 from celery.signals import setup_logging
 
+from {{ cookiecutter.project_slug }}.core.broker_transport import use_for_redis_urls
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
-# Every task checks its arguments and records its final failure for replay (core/base_task.py).
-app = Celery("{{ cookiecutter.project_slug }}", task_cls="{{ cookiecutter.project_slug }}.core.base_task:BaseTask")
+# A malformed message on a queue is logged and dropped instead of stopping the worker (core/broker_transport.py).
+use_for_redis_urls()
+
+app = Celery(
+    "{{ cookiecutter.project_slug }}",
+    # Every task checks its arguments, bounds its redeliveries and records its final failure (core/base_task.py).
+    task_cls="{{ cookiecutter.project_slug }}.core.base_task:BaseTask",
+    # Every message is refused above TASK_MAX_MESSAGE_BYTES before it reaches Redis (core/message_size.py).
+    amqp="{{ cookiecutter.project_slug }}.core.message_size:SizeLimitedAMQP",
+)
 
 # Every Celery setting lives in Django settings with the CELERY_ prefix.
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -196,6 +196,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
 # The longest countdown/ETA the send helpers accept; Redis redelivers later ones early (P10).
 TASK_MAX_COUNTDOWN = env.int("TASK_MAX_COUNTDOWN", default=1800)
+# Messages carry IDs and small values (P4): a bigger one is refused when sent (core/message_size.py), not left
+# to fill Redis, which runs with noeviction and would then refuse every write (P12).
+TASK_MAX_MESSAGE_BYTES = env.int("TASK_MAX_MESSAGE_BYTES", default=1024 * 1024)
 # Redis redelivers an unacked message after this many seconds: it must exceed the hard limit
 # and the longest countdown, or a running/scheduled task is run a second time (P10, checked).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
