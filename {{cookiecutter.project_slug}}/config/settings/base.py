@@ -241,6 +241,9 @@ BEAT_HEARTBEAT_FILE = env("BEAT_HEARTBEAT_FILE", default=str(Path(tempfile.gette
 # Only the beat holding a Redis lock sends periodic tasks; a second beat stands by and takes over within this
 # many seconds of the first one dying (at once if it stops cleanly). Beat ticks at least every 5 s.
 BEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=30)
+# Write a periodic task's last run to the database as soon as it is sent (Celery's default: every 3 minutes),
+# so a beat that restarts after a crash, or takes over the lock, does not send it again.
+CELERY_BEAT_SYNC_EVERY = 1
 
 # SAMPLE APPS (accounts, reports)
 # ------------------------------------------------------------------------------

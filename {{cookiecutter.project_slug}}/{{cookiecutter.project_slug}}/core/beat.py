@@ -87,6 +87,15 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
         token = self.lock.redis.get(self.lock.name)
         return token.decode() if token else "nobody"
 
+    def reserve(self, entry):
+        new_entry = super().reserve(entry)
+        # As Celery's own Scheduler does (django-celery-beat's does not): keep the schedule's entry current.
+        # Else a heap rebuilt from it, after a schedule change noticed mid-tick (another beat starting, an
+        # admin edit), still sees the old last_run_at and sends the task a second time.
+        if new_entry.name in self._schedule:
+            self._schedule[new_entry.name] = new_entry
+        return new_entry
+
     def reload_schedule(self) -> None:
         # The other beat moved every entry's last_run_at on while this one stood by: read them afresh.
         self._schedule = self.all_as_schedule()

@@ -7,14 +7,18 @@ Two real beat processes side by side: reliability/test_two_beats.py.
 import os
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from celery.utils.imports import symbol_by_name
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.core.beat import HeartbeatDatabaseScheduler
+from {{ cookiecutter.project_slug }}.core.tests.tasks import record_delivery
 
 HEALTHCHECK_BEAT = Path(__file__).resolve().parents[3] / "compose" / "healthcheck-beat"
 
@@ -80,6 +84,46 @@ def test_a_beat_that_stops_ticking_loses_the_lock_after_the_timeout_and_then_sta
     assert f"Beat {stalled.lock_token} lost the beat lock to {successor.lock_token}" in caplog.text
     successor.close()
     stalled.close()
+
+
+@pytest.fixture
+def due_every_minute(transactional_db) -> PeriodicTask:
+    return PeriodicTask.objects.create(
+        name="every minute",
+        task=record_delivery.name,
+        args='["beat", {}]',
+        interval=IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS),
+        last_run_at=timezone.now() - timedelta(minutes=5),
+    )
+
+
+def test_every_send_of_a_periodic_task_writes_its_last_run_to_the_database_at_once(heartbeat, due_every_minute):
+    due_every_minute.interval = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    due_every_minute.save()
+    scheduler = HeartbeatDatabaseScheduler(app=celery_app)
+    try:
+        scheduler.tick()  # the first send of a beat always writes
+        time.sleep(1.1)
+        second_sent_after = timezone.now()
+        scheduler.tick()
+        # Not three minutes later: a beat taking over after a crash reads this and does not send it again.
+        due_every_minute.refresh_from_db()
+        assert due_every_minute.last_run_at >= second_sent_after
+    finally:
+        scheduler.close()
+
+
+def test_a_heap_rebuilt_right_after_a_send_does_not_send_the_task_again(heartbeat, due_every_minute, task_events):
+    scheduler = HeartbeatDatabaseScheduler(app=celery_app)
+    try:
+        scheduler.tick()
+        assert len(task_events.of(record_delivery.name, "published")) == 1
+        # What a schedule change noticed in the middle of a tick does (a second beat starting, an admin edit).
+        scheduler._heap = None
+        scheduler.tick()
+        assert len(task_events.of(record_delivery.name, "published")) == 1, "sent twice for one tick"
+    finally:
+        scheduler.close()
 
 
 def test_beat_healthcheck_passes_on_a_fresh_heartbeat_and_fails_on_a_stale_or_missing_one(heartbeat):

@@ -29,9 +29,9 @@ def apply_effect(self, key: str, hold_before: float = 0, hold_after: float = 0, 
 
 
 @shared_task(name="reliability.record_tick", bind=True)
-def record_tick(self) -> None:
+def record_tick(self, key: str) -> None:
     """Sent by beat: one run per periodic dispatch."""
-    ledger.finish_run(ledger.start_run("beat-tick", self.request.id))
+    ledger.finish_run(ledger.start_run(key, self.request.id))
 
 
 @shared_task(name="reliability.crash_worker", bind=True, max_deliveries=3)
