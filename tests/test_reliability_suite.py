@@ -1,0 +1,57 @@
+"""The default bake's reliability suite: real workers killed, a real Redis restarted, no task lost or doubled.
+
+It takes minutes, so the generated project runs it as its own CI step (`pytest -m reliability`),
+outside its default test run; here it runs once, on PostgreSQL, as production does.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from bakery import run_in
+
+SCENARIOS = 10
+FIGURE = re.compile(
+    r"^RELIABILITY (?P<scenario>.+?): sent=(?P<sent>\d+) completed=(?P<completed>\d+) lost=(?P<lost>\d+) "
+    r"duplicated=(?P<duplicated>\d+) executions=(?P<executions>\d+)",
+    flags=re.MULTILINE,
+)
+
+
+def test_generated_reliability_suite_passes_on_postgresql_with_no_task_lost_or_duplicated(
+    bake_once, template_venv, postgres_url
+):
+    project = bake_once("defaults")
+    result = run_in(
+        project, "python", "-m", "pytest", "-m", "reliability", "-p", "no:cacheprovider",
+        venv=template_venv, env={"DATABASE_URL": postgres_url}, timeout=1800,
+    )  # fmt: skip
+    assert re.search(rf"\b{SCENARIOS} passed\b", result.stdout), result.stdout[-3000:]
+    figures = {match["scenario"]: match for match in FIGURE.finditer(result.stdout)}
+    assert len(figures) == SCENARIOS, result.stdout[-3000:]
+    for scenario, figure in figures.items():
+        assert (figure["lost"], figure["duplicated"]) == ("0", "0"), scenario
+
+
+def test_the_default_test_run_leaves_the_reliability_suite_to_its_own_step(bake_once, template_venv):
+    project = bake_once("defaults")
+    result = run_in(
+        project, "python", "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", venv=template_venv
+    )  # fmt: skip
+    assert "reliability/" not in result.stdout
+    assert re.search(rf"\b{SCENARIOS} deselected\b", result.stdout), result.stdout[-2000:]
+
+
+def test_generated_ci_runs_the_reliability_suite_with_a_redis_server_of_its_own(bake):
+    github = yaml.safe_load((bake(ci_tool="github") / ".github/workflows/ci.yml").read_text())["jobs"]["reliability"]
+    commands = [step["run"] for step in github["steps"] if "run" in step]
+    assert "uv run pytest -m reliability" in commands
+    assert any("install" in command and "redis-server" in command for command in commands)
+    assert "redis" not in github["services"] and "REDIS_URL" not in github["env"]
+
+    gitlab = yaml.safe_load((bake(ci_tool="gitlab") / ".gitlab-ci.yml").read_text())["reliability"]
+    assert "uv run pytest -m reliability" in gitlab["script"]
+    assert any("redis-server" in command for command in gitlab["before_script"])
+    assert gitlab["services"] == ["postgres:16"] and gitlab["variables"]["REDIS_URL"] == ""
