@@ -199,9 +199,14 @@ TASK_MAX_COUNTDOWN = env.int("TASK_MAX_COUNTDOWN", default=1800)
 # Messages carry IDs and small values (P4): a bigger one is refused when sent (core/message_size.py), not left
 # to fill Redis, which runs with noeviction and would then refuse every write (P12).
 TASK_MAX_MESSAGE_BYTES = env.int("TASK_MAX_MESSAGE_BYTES", default=1024 * 1024)
-# Redis redelivers an unacked message after this many seconds: it must exceed the hard limit
-# and the longest countdown, or a running/scheduled task is run a second time (P10, checked).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis redelivers an unacked message after this many seconds: it must exceed the hard limit
+    # and the longest countdown, or a running/scheduled task is run a second time (P10, checked).
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # One Redis list per queue (no priority lists), so a worker can take a message and record it as
+    # unacked in one atomic step and a SIGKILL between the two cannot lose it (core/broker_transport.py).
+    "priority_steps": [0],
+}
 
 # Recycle pool children so a slow leak cannot take a worker down (P26).
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000

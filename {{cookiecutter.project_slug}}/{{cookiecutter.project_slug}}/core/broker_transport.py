@@ -1,27 +1,135 @@
-"""The broker transport: kombu's Redis transport, except that a malformed message cannot stop a worker.
+"""The broker transport: kombu's Redis transport, made safe against two ways of losing or stopping on a message.
 
-kombu decodes each message's JSON envelope in the worker's event loop; one that is not JSON, or
-not a kombu envelope, raises there and the worker exits ("Unrecoverable error"). Anyone who can
-write to Redis could stop every worker, one bad message each. Here such a message is logged and
-dropped (it was already popped off the queue). Well-formed messages Celery cannot run (a body
-that is not JSON, an unknown task name) Celery itself logs and discards.
+1. A worker killed while it receives a message cannot lose it. kombu pops a message with
+   BRPOP and only then records it as unacked (the record Redis redelivers from when the
+   worker dies). A worker SIGKILLed between the two loses the message for good: the
+   reliability suite's chaos scenario caught it (README "Delivery guarantees"). Here the
+   worker waits for a message without taking it (BLMOVE of the queue onto itself), then pops
+   it and records it as unacked in one Lua script, which Redis runs atomically. This applies
+   to a consumer of a single queue that acks its messages, which every Procfile worker is;
+   priority lists are off (``priority_steps: [0]`` in the transport options) so a queue is one
+   Redis list; and it needs Redis 6.2 or later (BLMOVE), else kombu's BRPOP is used.
+2. A malformed message cannot stop a worker. kombu decodes each message's JSON envelope in
+   the worker's event loop; one that is not JSON, or not a kombu envelope, raises there and
+   the worker exits ("Unrecoverable error"), so anyone who can write to Redis could stop
+   every worker, one bad message each. Here it is logged and dropped. Well-formed messages
+   Celery cannot run (a body that is not JSON, an unknown task name) Celery logs and discards.
 """
 
 import logging
+import time
+from functools import cached_property
+from queue import Empty
 
-from kombu.transport import TRANSPORT_ALIASES, redis
+from kombu.transport import TRANSPORT_ALIASES, redis, virtual
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
 
 logger = logging.getLogger(__name__)
 
 # json.loads raises ValueError; reading the fields of something that is not an envelope, KeyError or TypeError.
 MALFORMED = (ValueError, KeyError, TypeError)
 
+# KEYS: the queue's list, kombu's unacked hash and its index; ARGV: the time now. Returns the message and
+# its delivery tag if it was recorded. The record is the one kombu writes ([message, exchange, routing key]
+# under the delivery tag), so kombu acks, rejects and restores it as its own. A malformed message is
+# popped and returned unrecorded: the worker drops it.
+CLAIM_SCRIPT = """
+local message = redis.call('RPOP', KEYS[1])
+if not message then
+    return false
+end
+local decoded, envelope = pcall(cjson.decode, message)
+if decoded and type(envelope) == 'table' and type(envelope.properties) == 'table' then
+    local tag = envelope.properties.delivery_tag
+    local info = envelope.properties.delivery_info
+    if type(tag) == 'string' and type(info) == 'table' then
+        redis.call('ZADD', KEYS[3], ARGV[1], tag)
+        redis.call('HSET', KEYS[2], tag,
+            '[' .. message .. ',' .. cjson.encode(info.exchange) .. ',' .. cjson.encode(info.routing_key) .. ']')
+        return {message, tag}
+    end
+end
+return {message}
+"""
+
+
+class QoS(redis.QoS):
+    def forget(self, delivery_tag: str) -> None:
+        """Remove a message's unacked record: Redis will not deliver it again."""
+        self._remove_from_indices(delivery_tag).execute()
+
+    def append(self, message, delivery_tag):
+        if delivery_tag == self.channel.claimed_tag:
+            # The claim script already recorded it as unacked: only the worker's own bookkeeping is left.
+            self.channel.claimed_tag = None
+            return virtual.QoS.append(self, message, delivery_tag)
+        return super().append(message, delivery_tag)
+
 
 class Channel(redis.Channel):
+    QoS = QoS
+    _waiting_on = None  # the queue a BLMOVE is waiting on, instead of a BRPOP
+    _claim = None  # CLAIM_SCRIPT, registered on first use
+    claimed_tag = None  # the delivery tag of the message just claimed, until kombu appends it
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._acked_queues = set()
+
+    def basic_consume(self, queue, no_ack, *args, **kwargs):
+        if not no_ack:
+            self._acked_queues.add(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def basic_cancel(self, consumer_tag):
+        self._acked_queues.discard(self._tag_to_queue.get(consumer_tag))
+        return super().basic_cancel(consumer_tag)
+
+    def claims_atomically(self) -> bool:
+        """True for a consumer of one queue (one Redis list) that acks its messages: what a worker is."""
+        queues = self.active_queues
+        return (
+            self.ack_emulation
+            and len(queues) == 1
+            and not set(queues) - self._acked_queues
+            and list(self.priority_steps) == [0]
+            and not self.global_keyprefix
+            and self._server_has_blmove
+        )
+
+    @cached_property
+    def _server_has_blmove(self) -> bool:
+        with self.conn_or_acquire() as client:
+            version = client.info("server")["redis_version"]
+        if tuple(int(part) for part in version.split(".")[:2]) >= (6, 2):
+            return True
+        logger.warning(
+            "Redis %s has no BLMOVE (6.2+): a worker SIGKILLed while it receives a message can lose it", version
+        )
+        return False
+
+    def _brpop_start(self, timeout=None):
+        if not self.claims_atomically():
+            return super()._brpop_start(timeout)
+        (queue,) = self._queue_cycle.consume(1)
+        self._waiting_on = queue
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = time.monotonic()
+        # Returns the oldest message as soon as there is one, and leaves it where it is.
+        wait = timeout if timeout is not None else self.brpop_timeout
+        self.client.connection.send_command("BLMOVE", queue, queue, "RIGHT", "RIGHT", wait or 0)
+
     def _brpop_read(self, **options):
         try:
-            return super()._brpop_read(**options)
+            if self._waiting_on is None:
+                return super()._brpop_read(**options)
+            return self._claim_read(**options)
         except MALFORMED as exc:
+            if self.claimed_tag is not None:
+                # Recorded as unacked by the claim, but kombu could not read it: Redis must not deliver it again.
+                self.qos.forget(self.claimed_tag)
+                self.claimed_tag = None
             # A JSON error keeps the text it failed on: log its start, so the producer can be found.
             start = f"; it began {exc.doc[:200]!r}" if isinstance(getattr(exc, "doc", None), str) else ""
             logger.error(
@@ -31,6 +139,47 @@ class Channel(redis.Channel):
                 start,
             )
             return True
+
+    def _claim_read(self, **options):
+        queue, self._waiting_on = self._waiting_on, None
+        try:
+            try:
+                waiting = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+            except self.connection_errors:
+                self.client.connection.disconnect()
+                raise
+        finally:
+            self._in_poll = None
+            # What kombu does once the BRPOP connection is idle (kombu >= 5.6: streaming re-authentication).
+            flush_reauth = getattr(self, "_flush_brpop_reauth", None)
+            if flush_reauth is not None:
+                flush_reauth()
+        if waiting is None:
+            raise Empty()
+        claimed = self.claim(queue)
+        if claimed is None:
+            raise Empty()  # another worker took it first
+        message, self.claimed_tag = claimed
+        self._queue_cycle.rotate(queue)
+        self.connection._deliver(loads(bytes_to_str(message)), queue)
+        return True
+
+    def claim(self, queue: str) -> tuple[bytes, str | None] | None:
+        """Pop the oldest message of ``queue`` and record it as unacked, in one step.
+
+        Returns the message and its delivery tag (None if it was too malformed to record), or None
+        if the queue is empty.
+        """
+        with self.conn_or_acquire() as client:
+            if self._claim is None:
+                self._claim = client.register_script(CLAIM_SCRIPT)
+            claimed = self._claim(
+                keys=[queue, self.unacked_key, self.unacked_index_key], args=[time.time()], client=client
+            )
+        if not claimed:
+            return None
+        message, *tag = claimed
+        return message, bytes_to_str(tag[0]) if tag else None
 
 
 class Transport(redis.Transport):

@@ -2,9 +2,12 @@
 
 Late acks with reject-on-worker-lost (P7) deliver a task again when its process dies. A task that
 always kills its process (a crashing C extension, one input that exhausts memory, ``os._exit``)
-would then come back forever, killing a pool process each time. So each run of a message is
-counted in Redis before the task body starts; past the task's ``max_deliveries`` the task is
-failed instead of run: it becomes a dead letter (P17), is logged (P18), and is acked.
+would then come back forever, killing a pool process each time. So each redelivery of a message
+is counted in Redis before the task body starts; past the task's ``max_deliveries`` runs the task
+is failed instead of run: it becomes a dead letter (P17), is logged (P18), and is acked.
+
+Only redeliveries are counted (kombu marks a message it puts back on a queue as redelivered),
+so the first run of a message, nearly every run, costs no Redis round trip.
 """
 
 import logging
@@ -24,6 +27,10 @@ class PoisonMessageError(Exception):
     """A message that started more runs than its task allows: it is recorded as failed, not run again."""
 
 
+def _redelivered(task: Task) -> bool:
+    return bool((task.request.delivery_info or {}).get("redelivered"))
+
+
 def _count_key(task: Task) -> str:
     # A retry is a new message with the same task id: it starts its own count.
     return cache.make_key(f"deliveries:{task.request.id}:{task.request.retries or 0}")
@@ -31,13 +38,16 @@ def _count_key(task: Task) -> str:
 
 def count_delivery(task: Task) -> None:
     """Count this run of the current message; raise PoisonMessageError if there were too many."""
+    if not _redelivered(task):
+        return
     try:
         with get_redis_connection("default").pipeline() as pipe:
-            runs, _ = pipe.incr(_count_key(task)).expire(_count_key(task), COUNT_TTL).execute()
+            redeliveries, _ = pipe.incr(_count_key(task)).expire(_count_key(task), COUNT_TTL).execute()
     except RedisError:
         # The bound is a safety net: without Redis, run the task rather than fail it.
         logger.warning("Could not count the deliveries of %s[%s]; running it", task.name, task.request.id)
         return
+    runs = redeliveries + 1
     if runs > task.max_deliveries:
         raise PoisonMessageError(
             f"{task.name}[{task.request.id}] was delivered {runs} times and no run finished (its process died): "
@@ -47,6 +57,8 @@ def count_delivery(task: Task) -> None:
 
 def forget_deliveries(task: Task) -> None:
     """The run finished (or failed cleanly): its message will not come back, so drop its count."""
+    if not _redelivered(task):
+        return
     try:
         get_redis_connection("default").delete(_count_key(task))
     except RedisError:

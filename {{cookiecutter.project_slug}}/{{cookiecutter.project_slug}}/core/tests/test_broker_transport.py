@@ -1,15 +1,20 @@
-"""A malformed message on a queue is logged and dropped; the worker keeps running tasks (core/broker_transport.py).
+"""The project's broker transport (core/broker_transport.py).
 
-With kombu's own Redis transport the worker stops ("Unrecoverable error") on such a message.
-A real prefork worker fed every kind of bad message: reliability/test_bad_messages.py.
+A worker takes a message and records it as unacked in one step, so a SIGKILL cannot lose it
+(kombu's own transport loses it between the two: reliability/test_streams.py's chaos scenario
+caught that). A malformed message is logged and dropped; the worker keeps running tasks (with
+kombu's own transport it stops: "Unrecoverable error"). A real prefork worker fed every kind of
+bad message: reliability/test_bad_messages.py.
 """
 
+import json
 import logging
 import uuid
 
 import pytest
 from django.core.cache import cache
 from django_redis import get_redis_connection
+from kombu import Consumer, Queue
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.core.broker_transport import Transport
@@ -32,3 +37,30 @@ def test_a_message_that_is_not_json_is_logged_and_dropped_and_the_next_task_runs
     assert wait_until(lambda: cache.get(f"delivery:{marker}"), timeout=30, what="the task after the bad message")
     assert "Dropped a malformed message from the broker" in caplog.text
     assert "{this is not a message" in caplog.text
+
+
+def test_a_worker_consuming_one_queue_takes_its_messages_atomically():
+    with celery_app.connection_for_read() as connection:
+        channel = connection.channel()
+        consumer = Consumer(channel, queues=[celery_app.amqp.queues["default"]], no_ack=False)
+        consumer.consume()
+        assert channel.claims_atomically()
+        # A consumer that does not ack (a `celery inspect` reply queue) has no unacked record to write.
+        replies = Consumer(channel, queues=[celery_app.amqp.queues["io"]], no_ack=True)
+        replies.consume()
+        assert not channel.claims_atomically()
+        channel.close()
+
+
+def test_taking_a_message_records_it_as_unacked_in_the_same_step():
+    # A queue of its own: the session's in-process worker consumes the project's queues.
+    queue = Queue("claim-test", routing_key="claim-test")
+    with celery_app.connection_for_write() as connection:
+        connection.Producer().publish({"claimed": True}, routing_key=queue.routing_key, declare=[queue])
+        raw, tag = connection.default_channel.claim(queue.name)
+    # A worker SIGKILLed right here loses nothing: the message is where Redis redelivers it from.
+    assert tag == json.loads(raw)["properties"]["delivery_tag"]
+    redis = get_redis_connection("default")
+    assert redis.llen(queue.name) == 0
+    assert redis.hexists("unacked", tag)
+    assert redis.zscore("unacked_index", tag) is not None

@@ -13,12 +13,12 @@ from {{ cookiecutter.project_slug }}.testing.waiting import wait_until
 pytestmark = pytest.mark.reliability
 
 
-def envelope(task: str, body: bytes) -> bytes:
+def envelope(task: str, body: bytes, *, encoded_body: str | None = None) -> bytes:
     """A message as kombu's Redis transport stores it, written by hand (as a foreign producer would)."""
     task_id = str(uuid.uuid4())
     return json.dumps(
         {
-            "body": base64.b64encode(body).decode(),
+            "body": base64.b64encode(body).decode() if encoded_body is None else encoded_body,
             "content-encoding": "utf-8",
             "content-type": "application/json",
             "headers": {"lang": "py", "task": task, "id": task_id, "root_id": task_id, "retries": 0},
@@ -42,6 +42,10 @@ def task_body(*args, **kwargs) -> bytes:
 BAD_MESSAGES = {
     "not JSON": (b"{this is not json", "Dropped a malformed message from the broker"),
     "JSON, not a message": (b'{"body": "x"}', "Dropped a malformed message from the broker"),
+    "a body that is not base64": (
+        envelope(tasks.apply_effect.name, b"", encoded_body="!! not base64"),
+        "Dropped a malformed message from the broker",
+    ),
     "a body that is not JSON": (envelope(tasks.apply_effect.name, b"{not json"), "Can't decode message body"),
     "an unknown task": (
         envelope("nobody.knows_this_task", task_body("x")),

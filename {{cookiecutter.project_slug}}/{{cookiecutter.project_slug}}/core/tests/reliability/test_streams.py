@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from {{ cookiecutter.project_slug }}.core.tests.reliability.deployment import STARTUP_TIMEOUT
 from {{ cookiecutter.project_slug }}.testing.waiting import wait_until
 
 pytestmark = pytest.mark.reliability
@@ -37,10 +38,16 @@ def wait_for_effects(ledger, count: int) -> None:
     wait_until(lambda: len(set(ledger.effect_keys())) >= count, timeout=STREAM_TIMEOUT, what=f"{count} effects")
 
 
-def wait_completed(ledger, keys: list[str]) -> None:
-    wait_until(
-        lambda: ledger.completed(keys) == len(keys), timeout=STREAM_TIMEOUT, interval=0.5, what="every task to finish"
-    )
+def wait_completed(ledger, broker, keys: list[str]) -> None:
+    try:
+        wait_until(lambda: ledger.completed(keys) == len(keys), timeout=STREAM_TIMEOUT, interval=0.5)
+    except AssertionError:
+        unfinished = sorted(set(keys) - {run.task_key for run in ledger.runs() if run.finished_at is not None})
+        never_ran = [key for key in unfinished if not ledger.runs(key)]
+        raise AssertionError(
+            f"{len(unfinished)} of {len(keys)} tasks unfinished after {STREAM_TIMEOUT} s ({len(never_ran)} never ran: "
+            f"{never_ran[:5]}); {broker.queued('default')} queued, {broker.unacked()} delivered and unacked"
+        ) from None
 
 
 def test_redis_restart_with_tasks_queued_and_in_flight_loses_nothing(deployment, broker, ledger, report):
@@ -51,7 +58,7 @@ def test_redis_restart_with_tasks_queued_and_in_flight_loses_nothing(deployment,
 
     broker.restart()  # SIGTERM: Redis writes its AOF and exits; then it starts again from that file
 
-    wait_completed(ledger, keys)
+    wait_completed(ledger, broker, keys)
     cut, _ = ledger.cut_short()
     figures = report(
         ledger.figures(
@@ -76,16 +83,20 @@ def test_chaos_random_workers_sigkilled_five_times_every_effect_exactly_once(dep
     workers = {node: deployment.start_worker(node) for node in ("chaos-a", "chaos-b")}
     keys = send_stream(broker, "chaos")
 
+    def running() -> list[str]:
+        """Workers that are up and taking tasks (a replacement takes seconds to start)."""
+        return sorted(node for node, worker in workers.items() if " ready." in worker.output())
+
     kills = []
     for round_number in range(5):
         # Kill while the stream flows: after each further sixth of it has been applied.
         wait_for_effects(ledger, (round_number + 1) * TASKS // 6)
-        node = chance.choice(sorted(workers))
+        node = chance.choice(wait_until(running, timeout=STARTUP_TIMEOUT, what="a running worker to kill"))
         workers[node].kill_group()
         kills.append(node)
         workers[node] = deployment.start_worker(node, ready=False)
 
-    wait_completed(ledger, keys)
+    wait_completed(ledger, broker, keys)
     interrupted, after_effect = ledger.cut_short()
     figures = report(
         ledger.figures(
