@@ -61,9 +61,9 @@ def run_in(
     return result
 
 
-def bake_project(output_dir: Path, **context: str) -> Path:
-    """Run cookiecutter as a user would; return the generated project directory."""
-    result = subprocess.run(
+def run_cookiecutter(output_dir: Path, **context: str) -> subprocess.CompletedProcess[str]:
+    """Run cookiecutter's command line as a user would, answers given as key=value."""
+    return subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output_dir), str(TEMPLATE_DIR)]
         + [f"{key}={value}" for key, value in context.items()],
         capture_output=True,
@@ -71,6 +71,11 @@ def bake_project(output_dir: Path, **context: str) -> Path:
         timeout=120,
         check=False,
     )
+
+
+def bake_project(output_dir: Path, **context: str) -> Path:
+    """Bake with cookiecutter's command line; return the generated project directory."""
+    result = run_cookiecutter(output_dir, **context)
     if result.returncode != 0:
         pytest.fail(f"cookiecutter failed for {context}:\n{result.stdout}\n{result.stderr}", pytrace=False)
     (project,) = [path for path in output_dir.iterdir() if path.is_dir()]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from bakery import TEMPLATE_DIR
+from bakery import run_cookiecutter
 
 BAD_ANSWERS = [
     ("project_slug", "My-Project", "lowercase Python identifier"),
@@ -30,17 +29,6 @@ BAD_ANSWERS = [
     ("use_flower", "maybe", "not one of y, n"),
     ("use_sentry", "yes", "not one of y, n"),
 ]
-
-
-def run_cookiecutter(output_dir: Path, **context: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(output_dir), str(TEMPLATE_DIR)]
-        + [f"{key}={value}" for key, value in context.items()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.mark.parametrize(("field", "value", "reason"), BAD_ANSWERS, ids=[f"{f}={v}" for f, v, _ in BAD_ANSWERS])
