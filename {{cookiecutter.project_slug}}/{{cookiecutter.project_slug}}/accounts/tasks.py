@@ -9,27 +9,16 @@ from {{ cookiecutter.project_slug }}.accounts import services
 # Worth retrying: the mail server is down or slow. Anything else (a missing user, a wrongly
 # typed ID) fails at once and is recorded, because a retry would fail the same way (P13).
 SMTP_ERRORS = (smtplib.SMTPException, OSError)
+# Backoff with jitter, so a recovering mail server is not hit by every worker at once.
+SMTP_RETRIES = {"autoretry_for": SMTP_ERRORS, "retry_backoff": True, "retry_jitter": True}
 
 
-@shared_task(
-    name="accounts.send_welcome_email",
-    autoretry_for=SMTP_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=8,
-)
+@shared_task(name="accounts.send_welcome_email", retry_backoff_max=600, max_retries=8, **SMTP_RETRIES)
 def send_welcome_email(user_id: int) -> None:
     services.send_welcome_email(user_id=user_id)
 
 
-@shared_task(
-    name="accounts.send_login_code",
-    autoretry_for=SMTP_ERRORS,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=3,
-)
+# The code expires within minutes: retry briefly, then give up (P15).
+@shared_task(name="accounts.send_login_code", retry_backoff_max=60, max_retries=3, **SMTP_RETRIES)
 def send_login_code(user_id: int) -> None:
     services.send_login_code(user_id=user_id)
