@@ -19,6 +19,7 @@ OPTION_PATHS = {
     "flower": ["compose/start-flower", "compose/healthcheck-flower"],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml"],
+    "django-db": [f"{SLUG}/core/result_backend.py", f"{SLUG}/core/tests/test_result_backend.py"],
 }
 
 # Modules with a second implementation for result_backend=none: (alternative, the file it replaces).
@@ -99,7 +100,12 @@ def write_env_files(root: Path) -> None:
 
 
 def remove_unchosen_options(root: Path) -> None:
-    unchosen = {"flower": not USE_FLOWER, "github": CI_TOOL != "github", "gitlab": CI_TOOL != "gitlab"}
+    unchosen = {
+        "flower": not USE_FLOWER,
+        "github": CI_TOOL != "github",
+        "gitlab": CI_TOOL != "gitlab",
+        "django-db": RESULT_BACKEND != "django-db",
+    }
     for option, paths in OPTION_PATHS.items():
         if not unchosen[option]:
             continue

@@ -12,9 +12,10 @@ def dependencies(project) -> str:
 def test_result_backend_django_db_uses_django_celery_results(bake):
     project = bake(result_backend="django-db")
     base = (project / "config/settings/base.py").read_text()
-    assert 'CELERY_RESULT_BACKEND = "django-db"' in base
+    assert 'CELERY_RESULT_BACKEND = "my_project.core.result_backend.DatabaseBackend"' in base
     assert '"django_celery_results"' in base
     assert "django-celery-results" in dependencies(project)
+    assert (project / "my_project/core/result_backend.py").exists()
 
 
 def test_result_backend_redis_uses_redis_with_the_broker_visibility_timeout(bake):
@@ -24,6 +25,7 @@ def test_result_backend_redis_uses_redis_with_the_broker_visibility_timeout(bake
     assert "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS" in base
     assert "django_celery_results" not in base
     assert "django-celery-results" not in dependencies(project)
+    assert not (project / "my_project/core/result_backend.py").exists()
 
 
 def test_result_backend_none_configures_no_backend(bake):

@@ -216,7 +216,8 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = 300_000  # KiB
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = 60 * 60 * 24
 {%- if cookiecutter.result_backend == "django-db" %}
-CELERY_RESULT_BACKEND = "django-db"
+# django-celery-results' "django-db" backend, with chords that survive retried and redelivered header tasks.
+CELERY_RESULT_BACKEND = "{{ cookiecutter.project_slug }}.core.result_backend.DatabaseBackend"
 # Store task name, args and worker with each result, so failures can be read and replayed (P17).
 CELERY_RESULT_EXTENDED = True
 {%- elif cookiecutter.result_backend == "redis" %}
