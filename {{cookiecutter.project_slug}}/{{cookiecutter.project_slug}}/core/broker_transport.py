@@ -14,6 +14,12 @@
    the worker exits ("Unrecoverable error"), so anyone who can write to Redis could stop
    every worker, one bad message each. Here it is logged and dropped. Well-formed messages
    Celery cannot run (a body that is not JSON, an unknown task name) Celery logs and discards.
+3. A Redis restart cannot stop a worker through a late ack. When the worker loses Redis it
+   closes the connection and opens a new one; a task that finishes meanwhile acks its message
+   through the closed one, where kombu fails with AttributeError ('NoneType' object has no
+   attribute 'hostname'). That is not an error Celery expects from an ack, so the worker stopped
+   (once, in the reliability suite's Redis restart scenario). Here it is the connection error it
+   is: Celery logs "Couldn't ack", and Redis delivers the message again (the task is idempotent).
 """
 
 import logging
@@ -24,6 +30,7 @@ from queue import Empty
 from kombu.transport import TRANSPORT_ALIASES, redis, virtual
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +115,11 @@ class Channel(redis.Channel):
             "Redis %s has no BLMOVE (6.2+): a worker SIGKILLed while it receives a message can lose it", version
         )
         return False
+
+    def _connparams(self, asynchronous=False):
+        if self.connection is None or self.connection.client is None:
+            raise RedisConnectionError("the broker connection this channel belonged to is closed")  # see 3. above
+        return super()._connparams(asynchronous=asynchronous)
 
     def _brpop_start(self, timeout=None):
         if not self.claims_atomically():

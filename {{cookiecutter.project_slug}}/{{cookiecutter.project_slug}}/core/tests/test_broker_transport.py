@@ -64,3 +64,23 @@ def test_taking_a_message_records_it_as_unacked_in_the_same_step():
     assert redis.llen(queue.name) == 0
     assert redis.hexists("unacked", tag)
     assert redis.zscore("unacked_index", tag) is not None
+
+
+def test_an_ack_through_a_closed_connection_fails_as_a_lost_connection_and_keeps_the_message(caplog):
+    queue = Queue("closed-ack-test", routing_key="closed-ack-test")
+    with celery_app.connection_for_write() as connection:
+        connection.Producer().publish({"acked": False}, routing_key=queue.routing_key, declare=[queue])
+        channel = connection.channel()
+        message = queue(channel).get(no_ack=False)
+        # The state a worker's channel was in when Redis restarted (from a CI traceback): its pool
+        # closed, and its connection closed by the reconnect (kombu's Connection.collect()).
+        kombu_connection, channel.connection.client = channel.connection.client, None
+        channel._disconnect_pools()
+        try:
+            message.ack_log_error(logging.getLogger(__name__), connection.connection_errors)  # what Celery does
+        finally:
+            channel.connection.client = kombu_connection
+        assert "Couldn't ack" in caplog.text
+        # Still recorded as delivered and not acked: Redis delivers it again.
+        assert get_redis_connection("default").hexists("unacked", message.delivery_tag)
+        channel.close()
