@@ -20,8 +20,8 @@ app = Celery(
     "{{ cookiecutter.project_slug }}",
     # Every task checks its arguments, bounds its redeliveries and records its final failure (core/base_task.py).
     task_cls="{{ cookiecutter.project_slug }}.core.base_task:BaseTask",
-    # Every message is refused above TASK_MAX_MESSAGE_BYTES before it reaches Redis (core/message_size.py).
-    amqp="{{ cookiecutter.project_slug }}.core.message_size:SizeLimitedAMQP",
+    # Every message over TASK_MAX_MESSAGE_BYTES or TASK_MAX_COUNTDOWN is refused when sent (core/message_limits.py).
+    amqp="{{ cookiecutter.project_slug }}.core.message_limits:LimitedAMQP",
 )
 
 # Every Celery setting lives in Django settings with the CELERY_ prefix.

@@ -194,9 +194,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Every task gets a soft limit (raises SoftTimeLimitExceeded to clean up) and a hard kill (P14).
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
-# The longest countdown/ETA the send helpers accept; Redis redelivers later ones early (P10).
+# The longest countdown/ETA any send accepts (core/message_limits.py); Redis redelivers later ones early (P10).
 TASK_MAX_COUNTDOWN = env.int("TASK_MAX_COUNTDOWN", default=1800)
-# Messages carry IDs and small values (P4): a bigger one is refused when sent (core/message_size.py), not left
+# Messages carry IDs and small values (P4): a bigger one is refused when sent (core/message_limits.py), not left
 # to fill Redis, which runs with noeviction and would then refuse every write (P12).
 TASK_MAX_MESSAGE_BYTES = env.int("TASK_MAX_MESSAGE_BYTES", default=1024 * 1024)
 CELERY_BROKER_TRANSPORT_OPTIONS = {

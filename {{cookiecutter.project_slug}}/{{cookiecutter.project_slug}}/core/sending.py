@@ -6,13 +6,10 @@ a typo becomes a message nobody ever consumes; this helper refuses it instead.
 """
 
 import difflib
-from datetime import datetime
 
 from celery import Signature
 from celery.result import AsyncResult
 from django.apps import apps
-from django.conf import settings
-from django.utils import timezone
 
 from config.celery_app import app as celery_app
 
@@ -26,10 +23,6 @@ class UnknownTaskError(TaskSendError):
 
 
 class WrongQueueError(TaskSendError):
-    pass
-
-
-class CountdownTooLongError(TaskSendError):
     pass
 
 
@@ -62,29 +55,19 @@ def signature_by_name(name: str, *, args: tuple | list = (), kwargs: dict | None
     return celery_app.signature(name, args=tuple(args), kwargs=kwargs or {})
 
 
-def _seconds_until_due(countdown: float | None, eta: datetime | None) -> float:
-    if countdown is not None:
-        return countdown
-    if eta is not None:
-        return (eta - timezone.now()).total_seconds()
-    return 0
-
-
 def send_task_by_name(
     name: str,
     *,
     queue: str,
     args: tuple | list = (),
     kwargs: dict | None = None,
-    countdown: float | None = None,
-    eta: datetime | None = None,
-    expires: float | datetime | None = None,
     **options,
 ) -> AsyncResult:
-    """Send ``name`` to ``queue``: refuse unknown names, queues that contradict the routes, and long delays.
+    """Send ``name`` to ``queue``: refuse unknown names and queues that contradict the routes.
 
     ``queue`` is required so a reader sees where the message goes; it must be the queue
-    the routes give, so sending by name and calling ``.delay()`` never disagree.
+    the routes give, so sending by name and calling ``.delay()`` never disagree. Like every
+    send, it refuses a message over the size or countdown limits (core/message_limits.py).
     """
     ensure_registered(name)
     expected = routed_queue(name)
@@ -93,14 +76,4 @@ def send_task_by_name(
             f"{name!r} is routed to the {expected!r} queue (CELERY_TASK_ROUTES), not {queue!r}: "
             f"pass queue={expected!r} or change the route."
         )
-    delay = _seconds_until_due(countdown, eta)
-    # Redis redelivers a message still unacked after the visibility timeout; an ETA beyond it runs twice (P10).
-    if delay > settings.TASK_MAX_COUNTDOWN:
-        raise CountdownTooLongError(
-            f"{name!r} would wait {delay:.0f} s before running, longer than TASK_MAX_COUNTDOWN "
-            f"({settings.TASK_MAX_COUNTDOWN} s): Redis would deliver it again before it is due. "
-            "Store the due time in the database and let a periodic task send it instead."
-        )
-    return celery_app.send_task(
-        name, args=args, kwargs=kwargs, queue=queue, countdown=countdown, eta=eta, expires=expires, **options
-    )
+    return celery_app.send_task(name, args=args, kwargs=kwargs, queue=queue, **options)

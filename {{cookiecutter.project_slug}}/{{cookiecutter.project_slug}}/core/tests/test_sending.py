@@ -1,12 +1,8 @@
 """Sending by name refuses what would otherwise be lost or run twice (P3, P10)."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from {{ cookiecutter.project_slug }}.core.sending import (
-    CountdownTooLongError,
     UnknownTaskError,
     WrongQueueError,
     send_task_by_name,
@@ -29,17 +25,6 @@ def test_signatures_by_name_are_checked_too():
 def test_a_queue_that_contradicts_the_routes_is_refused():
     with pytest.raises(WrongQueueError, match=r"'reports\.fetch_page' is routed to the 'io' queue"):
         send_task_by_name("reports.fetch_page", queue="default", args=["2024-05-01", 1])
-
-
-def test_a_countdown_longer_than_the_maximum_is_refused(settings):
-    with pytest.raises(CountdownTooLongError, match="longer than TASK_MAX_COUNTDOWN"):
-        send_task_by_name("core.purge_failed_tasks", queue="default", countdown=settings.TASK_MAX_COUNTDOWN + 1)
-
-
-def test_an_eta_further_than_the_maximum_is_refused(settings):
-    eta = timezone.now() + timedelta(seconds=settings.TASK_MAX_COUNTDOWN + 60)
-    with pytest.raises(CountdownTooLongError):
-        send_task_by_name("core.purge_failed_tasks", queue="default", eta=eta)
 
 
 @pytest.mark.django_db(transaction=True)

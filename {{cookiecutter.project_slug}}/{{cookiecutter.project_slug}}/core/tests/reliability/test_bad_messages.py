@@ -60,7 +60,7 @@ def test_malformed_unknown_and_oversized_messages_are_logged_and_the_worker_keep
     worker = deployment.start_worker()
     for raw, _ in BAD_MESSAGES.values():
         broker.push_raw("default", raw)
-    # Twice the size the project's senders accept (core/message_size.py): only a foreign producer gets it here.
+    # Twice the size the project's senders accept (core/message_limits.py): only a foreign producer gets it here.
     oversize = "x" * (2 * settings.TASK_MAX_MESSAGE_BYTES)
     broker.push_raw("default", envelope(tasks.apply_effect.name, task_body("oversize", padding=oversize)))
     broker.send(tasks.apply_effect.name, args=["after-bad-input"])

@@ -1,7 +1,7 @@
 """A countdown or ETA beyond the visibility timeout: Redis delivers the message again before it is due (P10).
 
 A worker holds an ETA task unacked until it is due; once the visibility timeout passes, Redis
-hands the same message out again, and both copies run. The send helper refuses such delays.
+hands the same message out again, and both copies run. Every send refuses such delays (core/message_limits.py).
 """
 
 from datetime import timedelta
@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from {{ cookiecutter.project_slug }}.core.sending import CountdownTooLongError, send_task_by_name
+from {{ cookiecutter.project_slug }}.core.message_limits import CountdownTooLongError
+from {{ cookiecutter.project_slug }}.core.sending import send_task_by_name
 from {{ cookiecutter.project_slug }}.core.tests.reliability import tasks
 from {{ cookiecutter.project_slug }}.core.tests.reliability.deployment import TIMEOUTS, VISIBILITY_TIMEOUT
 from {{ cookiecutter.project_slug }}.testing.waiting import wait_until
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.reliability
 COUNTDOWN = VISIBILITY_TIMEOUT + 4
 
 
-def test_a_countdown_beyond_the_visibility_timeout_runs_twice_so_the_send_helper_refuses_it(
+def test_a_countdown_beyond_the_visibility_timeout_runs_twice_so_every_send_refuses_it(
     deployment, broker, ledger, report, settings
 ):
     settings.TASK_MAX_COUNTDOWN = TIMEOUTS["TASK_MAX_COUNTDOWN"]
@@ -32,8 +33,11 @@ def test_a_countdown_beyond_the_visibility_timeout_runs_twice_so_the_send_helper
             args=["eta-refused"],
             eta=timezone.now() + timedelta(seconds=COUNTDOWN),
         )
+    with pytest.raises(CountdownTooLongError, match="TASK_MAX_COUNTDOWN"):
+        tasks.apply_effect.apply_async(["eta-refused"], countdown=COUNTDOWN)
 
-    # Why: the same message sent around the helper, with Celery's own API.
+    # Why: the same message from a producer without this limit (another service, an older release).
+    settings.TASK_MAX_COUNTDOWN = COUNTDOWN
     deployment.start_worker()
     broker.send(tasks.apply_effect.name, args=["eta-trap"], countdown=COUNTDOWN)
     wait_until(lambda: len(ledger.runs("eta-trap")) >= 2, timeout=COUNTDOWN + 60, what="the ETA task to run twice")
@@ -41,7 +45,8 @@ def test_a_countdown_beyond_the_visibility_timeout_runs_twice_so_the_send_helper
         ledger.figures(
             "eta-trap",
             ["eta-trap"],
-            notes=f"countdown {COUNTDOWN} s > visibility timeout {VISIBILITY_TIMEOUT} s, sent without the helper",
+            notes=f"countdown {COUNTDOWN} s > visibility timeout {VISIBILITY_TIMEOUT} s, "
+            "from a sender without the limit",
         )
     )
     # The idempotency key kept the effect single; a task without one would have run its effect twice.
