@@ -1,8 +1,8 @@
 """Daily sales reports: plain functions (P6), tested without Celery; tasks.py wraps them.
 
 A report's status lives in the cache with a TTL (P22): the page that shows it reads the
-cache, never the result backend. "pending" (nothing yet), "running", or "ready" with the
-CSV's URL.
+cache, never the result backend. "pending" (nothing yet), "running", "ready" with the
+CSV's URL, or "failed" with the reason (a page fetch or the build failed for good).
 """
 
 import csv
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 # A run that has not finished in this time is considered dead, and the next one may start.
 RUNNING_TTL = 60 * 60
 READY_TTL = 7 * 24 * 60 * 60
+FAILED_TTL = 24 * 60 * 60
 
 
 def yesterday() -> date:
@@ -51,13 +52,19 @@ def start_report(*, day: date) -> bool:
     find the status "pending" and both start.
     """
     state = report_status(day)["status"]
-    if state != "pending":
+    if state not in {"pending", "failed"}:
         logger.info("Report for %s skipped: already %s", day, state)
         return False
     page_count = api_client.fetch_page_count(day)
     cache.set(_status_key(day), {"status": "running"}, timeout=RUNNING_TTL)
     fan_in.start(day, page_count)
     return True
+
+
+def report_failed(*, day: date, reason: str) -> None:
+    """Show the run as failed now, rather than "running" until RUNNING_TTL; the next run may start at once."""
+    logger.error("Report for %s failed: %s", day, reason)
+    cache.set(_status_key(day), {"status": "failed", "reason": reason}, timeout=FAILED_TTL)
 
 
 def aggregate(pages: list[list[dict]]) -> list[tuple[str, int, Decimal]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import task_failure
 from django.conf import settings
 
 from {{ cookiecutter.project_slug }}.core.locks import task_lock
@@ -74,6 +75,24 @@ def fetch_page(self, day: str, page: int) -> list[dict] | None:
 @shared_task(name="reports.build_report")
 def build_report(pages: list, day: str) -> None:
     services.build_report(day=date.fromisoformat(day), pages=pages)
+
+
+# Where each pipeline step carries the report's day: (position in args, name in kwargs).
+PIPELINE_DAY_ARGUMENT = {"reports.fetch_page": (0, "day"), "reports.build_report": (1, "day")}
+
+
+@task_failure.connect
+def show_the_report_failed(sender=None, exception=None, args=(), kwargs=None, **_):
+    """A page fetch or the build failed for good (retries exhausted, or a 4xx): the report says so at once.
+
+    Without this it would read "running" for an hour (RUNNING_TTL), and a rerun would be skipped
+    as already under way; the failed task itself is recorded for replay (core/dead_letters.py).
+    """
+    if sender is None or sender.name not in PIPELINE_DAY_ARGUMENT:
+        return
+    position, name = PIPELINE_DAY_ARGUMENT[sender.name]
+    day = (kwargs or {}).get(name) or args[position]
+    services.report_failed(day=date.fromisoformat(day), reason=f"{sender.name} failed: {exception}")
 
 
 @shared_task(

@@ -10,7 +10,10 @@ from {{ cookiecutter.project_slug }}.reports.services import report_status
 @require_GET
 @never_cache
 def report_status_view(request, day: str):
-    """{"day": ..., "status": "pending" | "running" | "ready", "url": ... when ready}, read from the cache (P22)."""
+    """The report's status, read from the cache (P22).
+
+    {"day", "status": "pending" | "running" | "ready" | "failed"}, with "url" when ready and "reason" when failed.
+    """
     if not request.user.is_authenticated:
         return JsonResponse({"error": "authentication required"}, status=401)
     try:

@@ -111,6 +111,22 @@ def test_not_found_fails_at_once_with_a_clear_log_line_and_is_recorded(sales_api
     assert services.report_status(DAY) == {"status": "pending"}
 
 
+def test_a_page_that_fails_for_good_shows_the_report_failed_at_once_and_a_rerun_makes_it(sales_api, task_events):
+    sales_api.server.script(sales_api.page_path(2), Reply(404))
+    generate_report.delay(DAY.isoformat())
+    task_events.wait_for("reports.fetch_page", "failed")
+    status = wait_until(
+        lambda: services.report_status(DAY)["status"] == "failed" and services.report_status(DAY),
+        what="the report to show it failed",
+    )
+    assert status["reason"].startswith("reports.fetch_page failed: GET ")
+    assert "/pages/2/ answered 404" in status["reason"]
+
+    generate_report.delay(DAY.isoformat())  # the page is back: the next run is not skipped as "running"
+    wait_for_report()
+    assert report_csv() == CSV
+
+
 def test_overlapping_runs_make_one_report_and_log_one_skip(sales_api, task_events, caplog):
     # The first run holds the day's lock while the API takes 1.5 s to answer: longer than the
     # second run waits for the lock (1 s), shorter than the client's timeout (2 s in tests).
