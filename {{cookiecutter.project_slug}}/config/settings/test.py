@@ -11,6 +11,8 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default="!!!test-only-not-secret!!!")
 ALLOWED_HOSTS = ["testserver", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tests run without collectstatic: WhiteNoise looks files up per request instead of warning at every start.
+WHITENOISE_AUTOREFRESH = True
 
 # Task tests go through a real worker and a real Redis (see conftest.py), never eager mode (P33).
 CELERY_TASK_ALWAYS_EAGER = False
