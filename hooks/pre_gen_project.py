@@ -19,8 +19,6 @@ ANSWERS = {
     "timezone": """{{ cookiecutter.timezone }}""",
     "use_flower": """{{ cookiecutter.use_flower }}""",
     "use_sentry": """{{ cookiecutter.use_sentry }}""",
-    "result_backend": """{{ cookiecutter.result_backend }}""",
-    "ci_tool": """{{ cookiecutter.ci_tool }}""",
 }
 
 # Names the generated project imports or creates: a slug equal to one of them would shadow it.
@@ -32,11 +30,11 @@ SHADOWED = {
 SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# y/n answers are free text to cookiecutter; its list choices (result_backend, ci_tool) it checks
+# itself, before this hook runs (tests/test_hooks.py).
 CHOICES = {
     "use_flower": ("y", "n"),
     "use_sentry": ("y", "n"),
-    "result_backend": ("django-db", "redis", "none"),
-    "ci_tool": ("github", "gitlab", "none"),
 }
 
 

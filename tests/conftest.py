@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bakery import ALL_DEPENDENCIES_CONTEXT, CACHE_DIR, TEMPLATE_DIR, bake_project, uv
+from bakery import ALL_DEPENDENCIES_CONTEXT, CACHE_DIR, TEMPLATE_DIR, bake_project, free_port, uv
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,12 +80,6 @@ def build_venv(venv: Path, pyproject: Path) -> None:
     (venv / ".complete").touch()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _postgres_bin() -> Path:
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
     on_path = shutil.which("initdb")
@@ -101,7 +95,7 @@ def postgres_url() -> Iterator[str]:
     """A real PostgreSQL on a free loopback port in a temp dir; stopped afterwards."""
     bindir = _postgres_bin()
     data = Path(tempfile.mkdtemp(prefix="pg-template-test-"))
-    port = _free_port()
+    port = free_port()
     # initdb refuses to run as root; CI runs as root, so the cluster belongs to the postgres user.
     as_owner: list[str] = []
     if os.geteuid() == 0:

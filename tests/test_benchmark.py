@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from numbers import Real
 
 import pytest
-from bakery import run_in
+from bakery import free_port, run_in
 
 # Each workload and the figures it must report.
 WORKLOAD_FIGURES = {
@@ -28,19 +28,13 @@ WORKLOAD_FIGURES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def redis_server() -> Iterator[str]:
     """A real redis-server on a free loopback port; its URL points at database 0, the user's data."""
     executable = shutil.which("redis-server")
     if executable is None:
         pytest.fail("redis-server is not installed: `apt-get install redis-server` (see .ci/run).")
-    port = _free_port()
+    port = free_port()
     directory = tempfile.mkdtemp(prefix="redis-bench-test-")
     process = subprocess.Popen(
         [executable, "--bind", "127.0.0.1", "--port", str(port), "--dir", directory, "--save", ""],

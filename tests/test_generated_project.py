@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from bakery import run_in
+from bakery import read_env_file, run_in
 
 # The defaults, each non-default value of each choice on its own, and everything switched off.
 COMBINATIONS = {
@@ -26,16 +26,6 @@ UNRENDERED = re.compile(r"{{\s*cookiecutter|{%-?\s*(if|for|endif|raw)\b|cookiecu
 @pytest.fixture(params=list(COMBINATIONS), ids=list(COMBINATIONS))
 def project(request, bake_once) -> Path:
     return bake_once(request.param, **COMBINATIONS[request.param])
-
-
-def production_env(project: Path) -> dict[str, str]:
-    """The generated production env file: it must hold every variable production settings require."""
-    env = {}
-    for line in (project / ".envs/.production/.django").read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key and not key.startswith("#"):
-            env[key] = value
-    return env
 
 
 def test_no_template_syntax_is_left(project):
@@ -65,7 +55,7 @@ def test_check_deploy_passes_with_production_settings(project, template_venv):
         project,
         "python", "manage.py", "check", "--deploy", "--fail-level", "WARNING",
         venv=template_venv,
-        env=production_env(project),
+        env=read_env_file(project / ".envs/.production/.django"),
     )  # fmt: skip
     assert "System check identified no issues" in result.stdout
 

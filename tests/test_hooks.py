@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
-from bakery import run_cookiecutter
+from bakery import read_env_file, run_cookiecutter
 
 BAD_ANSWERS = [
     ("project_slug", "My-Project", "lowercase Python identifier"),
@@ -40,6 +39,14 @@ def test_bad_answer_is_rejected_with_its_field_and_value_and_nothing_is_written(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("field", "value"), [("result_backend", "mongodb"), ("ci_tool", "jenkins")])
+def test_a_list_choice_outside_its_list_is_rejected_by_cookiecutter_and_nothing_is_written(tmp_path, field, value):
+    result = run_cookiecutter(tmp_path, **{field: value})
+    assert result.returncode != 0
+    assert f"{value} provided for choice variable {field}" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_every_bad_answer_is_reported_at_once(tmp_path):
     result = run_cookiecutter(tmp_path, email="nope", timezone="Nowhere/City")
     assert "email: 'nope'" in result.stderr
@@ -50,10 +57,6 @@ def test_slug_is_derived_from_the_project_name(bake):
     project = bake(project_name="Order Tracking-Service")
     assert project.name == "order_tracking_service"
     assert (project / "order_tracking_service" / "core" / "checks.py").exists()
-
-
-def read_env(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
 ENV_FILES = [".env", ".envs/.local/.django", ".envs/.local/.postgres", ".envs/.production/.django",
@@ -70,16 +73,16 @@ def test_secrets_are_generated_per_project_and_readable_only_by_the_owner(bake):
         (".envs/.production/.postgres", "POSTGRES_PASSWORD"),
         (".envs/.production/.redis", "REDIS_PASSWORD"),
     ]:
-        one, other = read_env(first / relative)[key], read_env(second / relative)[key]
+        one, other = read_env_file(first / relative)[key], read_env_file(second / relative)[key]
         assert one != other, f"{key} is the same in two projects"
         assert len(one) >= 32
 
 
 def test_production_urls_carry_the_generated_passwords(bake):
     project = bake()
-    django = read_env(project / ".envs/.production/.django")
-    assert read_env(project / ".envs/.production/.postgres")["POSTGRES_PASSWORD"] in django["DATABASE_URL"]
-    assert read_env(project / ".envs/.production/.redis")["REDIS_PASSWORD"] in django["REDIS_URL"]
+    django = read_env_file(project / ".envs/.production/.django")
+    assert read_env_file(project / ".envs/.production/.postgres")["POSTGRES_PASSWORD"] in django["DATABASE_URL"]
+    assert read_env_file(project / ".envs/.production/.redis")["REDIS_PASSWORD"] in django["REDIS_URL"]
     assert len(django["DJANGO_SECRET_KEY"]) >= 50
 
 

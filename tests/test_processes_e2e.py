@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from bakery import project_env, run_in
+from bakery import free_port, project_env, read_env_file, run_in
 
 PROCESSES = ("web", "worker", "worker-io", "worker-cpu", "beat", "flower")
 WORKER_NODES = {"worker": "default", "worker-io": "io", "worker-cpu": "cpu"}
@@ -72,12 +72,6 @@ def record_on_cpu(self, directory, marker, seconds=0):
 TASK_FOR_QUEUE = {"default": "record_on_default", "io": "record_on_io", "cpu": "record_on_cpu"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_until(condition: Callable[[], object], timeout: float, message: Callable[[], str]) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,15 +80,6 @@ def wait_until(condition: Callable[[], object], timeout: float, message: Callabl
             return result
         time.sleep(0.25)
     raise AssertionError(message())
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    env = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#"):
-            env[key] = value
-    return env
 
 
 class ScriptProcess:

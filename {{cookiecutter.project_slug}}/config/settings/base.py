@@ -18,7 +18,6 @@ TIME_ZONE = "{{ cookiecutter.timezone }}"
 LANGUAGE_CODE = "en-us"
 USE_I18N = True
 USE_TZ = True
-SITE_ID = 1
 
 # DATABASES
 # ------------------------------------------------------------------------------

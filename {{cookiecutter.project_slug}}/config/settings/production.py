@@ -7,7 +7,7 @@ from sentry_sdk.integrations.django import DjangoIntegration
 {%- endif %}
 
 from .base import *  # noqa: F403
-from .base import CACHES, DATABASES, env
+from .base import DATABASES, env
 
 # GENERAL
 # ------------------------------------------------------------------------------
@@ -22,14 +22,11 @@ DATABASES["default"] = env.db("DATABASE_URL")
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
-# CACHES and broker: the production Redis has a password, so REDIS_URL has no default.
+# REDIS
 # ------------------------------------------------------------------------------
-REDIS_URL = env("REDIS_URL")
-CACHES["default"]["LOCATION"] = REDIS_URL
-CELERY_BROKER_URL = REDIS_URL
-{%- if cookiecutter.result_backend == "redis" %}
-CELERY_RESULT_BACKEND = REDIS_URL
-{%- endif %}
+# base.py points the cache, the broker (and a Redis result backend) at REDIS_URL; in production it
+# carries the Redis password, so it is required here instead of falling back to localhost.
+env("REDIS_URL")
 
 # SECURITY
 # ------------------------------------------------------------------------------

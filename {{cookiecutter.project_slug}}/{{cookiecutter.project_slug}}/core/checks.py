@@ -10,11 +10,11 @@ import shlex
 from pathlib import Path
 
 from celery.app.defaults import DEFAULTS as CELERY_SETTING_NAMES
-from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.core.sending import registered_task_names
 
 # kombu's Redis transport uses this when broker_transport_options has no visibility_timeout.
 KOMBU_DEFAULT_VISIBILITY_TIMEOUT = 3600
@@ -28,9 +28,9 @@ def _visibility_timeout(options) -> int:
 
 def _hard_time_limits() -> dict[str, float | None]:
     """The global hard time limit and every registered task's own, keyed by where each is set."""
-    # Import every app's tasks.py, as a worker does (not via import_default_modules: the
+    # Every app's tasks.py imported, as a worker does (not via import_default_modules: the
     # Django fixup runs these checks from inside it).
-    celery_app.loader.autodiscover_tasks([config.name for config in apps.get_app_configs()])
+    registered_task_names()
     limits: dict[str, float | None] = {"CELERY_TASK_TIME_LIMIT": celery_app.conf.task_time_limit}
     for name, task in sorted(celery_app.tasks.items()):
         if not name.startswith("celery.") and task.time_limit is not None:
@@ -129,13 +129,20 @@ def check_json_only(app_configs=None, **kwargs):
     return errors
 
 
+def procfile_commands(procfile: Path) -> dict[str, str]:
+    """Process name -> command line, as written in the Procfile."""
+    commands = {}
+    for line in procfile.read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and not line.lstrip().startswith("#"):
+            commands[name.strip()] = command.strip()
+    return commands
+
+
 def procfile_worker_queues(procfile: Path, declared: set[str]) -> dict[str, set[str]]:
     """Map each Procfile process that runs a Celery worker to the queues it consumes."""
     consumers = {}
-    for line in procfile.read_text().splitlines():
-        name, sep, command = line.partition(":")
-        if not sep or line.lstrip().startswith("#"):
-            continue
+    for name, command in procfile_commands(procfile).items():
         argv = shlex.split(command)
         if "celery" not in argv[0] or "worker" not in argv:
             continue
@@ -148,7 +155,7 @@ def procfile_worker_queues(procfile: Path, declared: set[str]) -> dict[str, set[
             elif arg.startswith("-Q") and len(arg) > 2:
                 queues = arg[2:]
         # A worker started without -Q consumes every declared queue.
-        consumers[name.strip()] = set(queues.split(",")) if queues else set(declared)
+        consumers[name] = set(queues.split(",")) if queues else set(declared)
     return consumers
 
 

@@ -14,18 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from {{ cookiecutter.project_slug }}.core.checks import procfile_commands
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 PROCFILE = PROJECT_DIR / "Procfile"
-
-
-def procfile_commands(procfile: Path = PROCFILE) -> dict[str, str]:
-    """Process name -> command line, as written in the Procfile."""
-    commands = {}
-    for line in procfile.read_text().splitlines():
-        name, sep, command = line.partition(":")
-        if sep and not line.lstrip().startswith("#"):
-            commands[name.strip()] = command.strip()
-    return commands
 
 
 class ProcfileProcess:
@@ -37,7 +29,7 @@ class ProcfileProcess:
 
     def __init__(self, name: str, env: dict[str, str] | None = None, extra_args: str = ""):
         self.name = name
-        self.command = f"{procfile_commands()[name]} {extra_args}".strip()
+        self.command = f"{procfile_commands(PROCFILE)[name]} {extra_args}".strip()
         self.env = {**os.environ, **(env or {})}
         # Commands such as `celery` and `gunicorn` come from the running interpreter's environment.
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"

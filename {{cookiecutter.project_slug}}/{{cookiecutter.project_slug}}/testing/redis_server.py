@@ -25,13 +25,12 @@ def free_port() -> int:
 class RedisServer:
     """Run redis-server with the persistence settings the compose files use (AOF, noeviction)."""
 
-    def __init__(self, port: int | None = None, appendonly: bool = True):
+    def __init__(self):
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(INSTALL_HINT)
         self.executable = executable
-        self.port = port or free_port()
-        self.appendonly = appendonly
+        self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="redis-test-"))
         self.process: subprocess.Popen | None = None
 
@@ -46,7 +45,7 @@ class RedisServer:
                 "--bind", "127.0.0.1",
                 "--port", str(self.port),
                 "--dir", str(self.directory),
-                "--appendonly", "yes" if self.appendonly else "no",
+                "--appendonly", "yes",
                 "--appendfsync", "everysec",
                 "--maxmemory-policy", "noeviction",
                 "--save", "",

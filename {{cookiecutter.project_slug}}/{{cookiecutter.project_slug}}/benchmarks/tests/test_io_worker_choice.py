@@ -4,7 +4,8 @@ import shlex
 
 from django.conf import settings
 
-from {{ cookiecutter.project_slug }}.testing.processes import procfile_commands
+from {{ cookiecutter.project_slug }}.core.checks import procfile_commands
+from {{ cookiecutter.project_slug }}.testing.processes import PROCFILE
 
 GREEN_POOLS = {"gevent", "eventlet"}
 
@@ -20,7 +21,7 @@ def option(argv: list[str], *names: str) -> str | None:
 
 
 def test_io_worker_pool_does_not_stall_late_acks():
-    argv = shlex.split(procfile_commands()["worker-io"])
+    argv = shlex.split(procfile_commands(PROCFILE)["worker-io"])
     pool = option(argv, "-P", "--pool")
     prefetch = int(option(argv, "--prefetch-multiplier") or settings.CELERY_WORKER_PREFETCH_MULTIPLIER)
     if pool in GREEN_POOLS:

@@ -149,19 +149,3 @@ def test_beat_healthcheck_looks_where_the_settings_put_the_heartbeat_by_default(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-{%- if cookiecutter.result_backend == "django-db" %}
-
-
-@pytest.mark.django_db(transaction=True)
-def test_beat_schedules_the_daily_cleanup_of_expired_results(heartbeat):
-    """django-celery-results rows do not expire by themselves: beat must run celery.backend_cleanup (P21)."""
-    from django_celery_beat.models import PeriodicTask
-
-    scheduler = HeartbeatDatabaseScheduler(app=celery_app)
-    try:
-        cleanup = PeriodicTask.objects.get(task="celery.backend_cleanup")
-    finally:
-        scheduler.close()
-    assert cleanup.enabled
-    assert cleanup.crontab is not None
-{%- endif %}

@@ -1,12 +1,11 @@
 """Each Celery configuration check fires on the mistake it exists for (P30)."""
 
-from pathlib import Path
-
 import pytest
 from django.core.management import call_command
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.core import checks
+from {{ cookiecutter.project_slug }}.testing.processes import PROCFILE
 
 
 def _ids(messages):
@@ -97,8 +96,7 @@ def test_route_to_a_queue_no_worker_consumes_is_an_error(celery_conf):
 
 
 def test_procfile_parsing_reads_every_worker_queue():
-    procfile = Path(__file__).resolve().parents[3] / "Procfile"
-    consumers = checks.procfile_worker_queues(procfile, declared={"default", "io", "cpu"})
+    consumers = checks.procfile_worker_queues(PROCFILE, declared={"default", "io", "cpu"})
     assert consumers == {"worker": {"default"}, "worker-io": {"io"}, "worker-cpu": {"cpu"}}
 
 

@@ -3,17 +3,55 @@
 import uuid
 
 import pytest
-from celery import chord, states
+from celery import chord, shared_task, states
 from celery.signals import before_task_publish
 from django.core.cache import cache
+from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import ChordCounter, TaskResult
 
 from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.core.beat import HeartbeatDatabaseScheduler
 from {{ cookiecutter.project_slug }}.core.result_backend import DatabaseBackend
-from {{ cookiecutter.project_slug }}.core.tests.tasks import add, add_when_released, collect, retry_once
+from {{ cookiecutter.project_slug }}.core.tests.tasks import add
 from {{ cookiecutter.project_slug }}.testing.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+# Tasks only these tests use: here, since this module exists only with the django-db result backend.
+@shared_task(name="core_tests.add_when_released", ignore_result=False)
+def add_when_released(left: int, right: int, gate: str) -> int:
+    """A task that keeps running until the test sets the cache key ``gate`` (30 s at most)."""
+    wait_until(lambda: cache.get(gate), timeout=30, what=f"the test to set {gate}")
+    return left + right
+
+
+@shared_task(name="core_tests.collect")
+def collect(results: list, marker: str) -> None:
+    """A chord callback that records what it was given and how many times it ran."""
+    cache.add(f"collect:{marker}:runs", 0, timeout=60)
+    cache.incr(f"collect:{marker}:runs")
+    cache.set(f"collect:{marker}:results", results, timeout=60)
+
+
+@shared_task(name="core_tests.retry_once", bind=True, ignore_result=False)
+def retry_once(self, value: int) -> int:
+    """Fails its first attempt and asks to be retried at once; returns ``value`` from the second."""
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)
+    return value
+
+
+def test_beat_schedules_the_daily_cleanup_of_expired_results(settings, tmp_path):
+    """Result rows do not expire by themselves: beat must run celery.backend_cleanup (P21)."""
+    settings.BEAT_HEARTBEAT_FILE = str(tmp_path / "celerybeat-heartbeat")
+    scheduler = HeartbeatDatabaseScheduler(app=celery_app)
+    try:
+        cleanup = PeriodicTask.objects.get(task="celery.backend_cleanup")
+    finally:
+        scheduler.close()
+    assert cleanup.enabled
+    assert cleanup.crontab is not None
 
 
 def stored_state(task_id: str) -> tuple[str, str]:

@@ -1,25 +1,22 @@
-"""Tasks go through the real broker to a real worker: serialisation, routing, results (P33)."""
+"""Tasks go through the real broker to a real worker: serialisation and routing (P33).
 
-import time
+Results: reports/tests/test_fan_in.py (with a result backend) or test_fan_in_without_results.py (without).
+"""
+
 import uuid
 
 import pytest
 from django.core.cache import cache
 from kombu.exceptions import EncodeError
 
-from {{ cookiecutter.project_slug }}.core.tests.tasks import add, fetch_test_page, record_delivery
+from {{ cookiecutter.project_slug }}.core.tests.tasks import fetch_test_page, record_delivery
+from {{ cookiecutter.project_slug }}.testing.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def wait_for_cache(key: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cache.get(key)
-        if value is not None:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"no worker wrote {key!r} within {timeout} s")
+def wait_for_cache(key: str):
+    return wait_until(lambda: cache.get(key), timeout=15, what=f"a worker to write {key!r}")
 
 
 def test_task_runs_on_a_real_worker_from_the_default_queue(celery_worker):
@@ -39,18 +36,3 @@ def test_io_task_travels_through_the_io_queue(celery_worker):
 def test_arguments_that_are_not_json_are_refused_at_send_time():
     with pytest.raises(EncodeError):
         record_delivery.delay("marker", {"when": object()})
-
-
-{%- if cookiecutter.result_backend != "none" %}
-
-
-def test_task_that_opts_in_returns_its_result(celery_worker):
-    assert add.delay(2, 3).get(timeout=15) == 5
-{%- else %}
-
-
-def test_results_are_disabled_without_a_result_backend(celery_worker):
-    from celery.backends.base import DisabledBackend
-
-    assert isinstance(add.app.backend, DisabledBackend)
-{%- endif %}

@@ -3,11 +3,16 @@
 import pytest
 from celery.result import AsyncResult
 
+from {{ cookiecutter.project_slug }}.core.tests.tasks import add
 from {{ cookiecutter.project_slug }}.reports.tasks import generate_report
 from {{ cookiecutter.project_slug }}.reports.tests.conftest import DAY, PAGES
 from {{ cookiecutter.project_slug }}.reports.tests.test_tasks import wait_for_report
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker", "media_root")]
+
+
+def test_a_task_that_opts_in_returns_its_result():
+    assert add.delay(2, 3).get(timeout=15) == 5
 
 
 def test_only_the_page_fetches_store_results_for_the_chord(sales_api, task_events):

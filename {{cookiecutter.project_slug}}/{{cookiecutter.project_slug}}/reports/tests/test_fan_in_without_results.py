@@ -1,13 +1,19 @@
 """The fan-in without a result backend: the last page sends the build, once, with every page in order."""
 
 import pytest
+from celery.backends.base import DisabledBackend
 
+from {{ cookiecutter.project_slug }}.core.tests.tasks import add
 from {{ cookiecutter.project_slug }}.reports.tasks import fetch_page, generate_report
 from {{ cookiecutter.project_slug }}.reports.tests.conftest import CSV, DAY, PAGES
 from {{ cookiecutter.project_slug }}.reports.tests.test_tasks import report_csv, wait_for_report
 from {{ cookiecutter.project_slug }}.testing.http_server import Reply
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker", "media_root")]
+
+
+def test_results_are_disabled_without_a_result_backend():
+    assert isinstance(add.app.backend, DisabledBackend)
 
 
 def test_a_page_delivered_twice_does_not_send_the_build_early(sales_api, task_events):
