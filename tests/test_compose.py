@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from bakery import run_in
+from bakery import read_env_file, run_in
 from test_generated_project import COMBINATIONS
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.production.yml")
@@ -194,6 +194,13 @@ def test_redis_persists_and_never_evicts(default_project, compose_file):
     command = " ".join(command) if isinstance(command, list) else command
     assert "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
+
+
+def test_local_email_goes_to_mailpit_so_nothing_reaches_real_inboxes(default_project):
+    services = compose_config(default_project, "docker-compose.yml")["services"]
+    assert "healthcheck" in services["mailpit"]
+    env = read_env_file(default_project / ".envs/.local/.django")
+    assert (env["EMAIL_HOST"], env["EMAIL_PORT"]) == ("mailpit", "1025")
 
 
 def test_production_redis_requires_the_password_that_redis_url_carries(default_project):

@@ -348,8 +348,15 @@ def send(deployment: Deployment, markers: dict[str, str], seconds: float = 0) ->
     )
 
 
-def test_migrate_step_applies_every_migration(deployment):
+def test_migrate_step_applies_every_migration_and_syncs_the_periodic_tasks_declared_in_code(deployment):
     run_in(deployment.project, "python", "manage.py", "migrate", "--check", env=deployment.env)
+    synced = deployment.shell(
+        """
+        from django_celery_beat.models import PeriodicTask
+        print(list(PeriodicTask.objects.values_list("name", flat=True)))
+        """
+    )
+    assert "reports: nightly sales report" in synced
 
 
 def test_web_health_endpoint_answers_200_through_gunicorn_with_production_settings(deployment):

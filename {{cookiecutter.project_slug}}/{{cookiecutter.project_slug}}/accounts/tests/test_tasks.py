@@ -16,6 +16,7 @@ from {{ cookiecutter.project_slug }}.testing.waiting import wait_until
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_worker")]
 
 SLOW_EMAIL = "{{ cookiecutter.project_slug }}.testing.mail.SlowLocmemEmailBackend"
+FAILING_EMAIL = "{{ cookiecutter.project_slug }}.testing.mail.FailingLocmemEmailBackend"
 SIGNALS = "{{ cookiecutter.project_slug }}.core.signals"
 
 
@@ -44,6 +45,16 @@ def test_the_same_message_delivered_twice_sends_one_email(user, task_events):
     for _ in range(2):
         send_welcome_email.apply_async([user.pk], task_id=f"welcome-{user.pk}")
     task_events.wait_for("accounts.send_welcome_email", "succeeded", count=2)
+    assert len(sent_to(user.email)) == 1
+
+
+def test_a_mail_server_that_is_down_for_a_moment_is_retried_and_the_email_sent_once(user, task_events, settings):
+    settings.EMAIL_BACKEND, settings.TEST_EMAIL_FAILURES = FAILING_EMAIL, 1
+    send_welcome_email.delay(user.pk)
+    task_events.wait_for("accounts.send_welcome_email", "succeeded")
+    (retry,) = task_events.wait_for("accounts.send_welcome_email", "retried")
+    assert "the test mail server is down" in str(retry.detail.exc)
+    # The failed attempt rolled its flag back, so the retry sent the email; nothing sent it twice.
     assert len(sent_to(user.email)) == 1
 
 

@@ -6,6 +6,8 @@ import pytest
 from django.core import mail
 from django.test import Client
 
+from {{ cookiecutter.project_slug }}.core.tasks import send_admin_email
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SMTP_DELAY = 3
@@ -28,6 +30,17 @@ def test_a_server_error_answers_at_once_and_the_worker_emails_the_admins(setting
     assert email.to == [address for _, address in settings.ADMINS]
     assert "Internal Server Error: /fail/" in email.subject
     assert "RuntimeError at /fail/\nthe view failed on purpose" in email.body
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_the_error_email_is_retried_when_the_mail_server_is_down_for_a_moment(settings, task_events):
+    settings.EMAIL_BACKEND = "{{ cookiecutter.project_slug }}.testing.mail.FailingLocmemEmailBackend"
+    settings.TEST_EMAIL_FAILURES = 1
+    send_admin_email.delay("Internal Server Error: /fail/", "the view failed on purpose")
+    task_events.wait_for("core.send_admin_email", "succeeded")
+    assert len(task_events.wait_for("core.send_admin_email", "retried")) == 1
+    (email,) = mail.outbox
+    assert email.subject == f"{settings.EMAIL_SUBJECT_PREFIX}Internal Server Error: /fail/"
 
 
 @pytest.mark.urls("{{ cookiecutter.project_slug }}.core.tests.failing_urls")

@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from celery.exceptions import QueueNotFound
 from django.conf import settings
 
 from config.celery_app import app as celery_app
@@ -46,6 +47,12 @@ def test_queues_are_default_io_and_cpu():
 def test_tasks_are_routed_by_name_prefix(task_name, queue):
     route = celery_app.amqp.router.route({}, task_name)
     assert route["queue"].name == queue
+
+
+def test_a_task_sent_to_a_queue_no_worker_knows_is_refused():
+    # With missing queues created on demand, a typo in a queue name is a message nobody consumes (P23).
+    with pytest.raises(QueueNotFound):
+        celery_app.amqp.router.route({"queue": "defualt"}, "core_tests.add")
 
 
 def test_time_limits_are_set_and_soft_comes_first():

@@ -71,6 +71,7 @@ def test_redis_restart_with_tasks_queued_and_in_flight_loses_nothing(deployment,
     assert queued_at_restart > 0, "the stream ended before the restart: nothing was tested"
     # The slow task was running: the worker cancelled it on the connection loss (P11) and it ran again.
     assert len(ledger.runs(keys[60])) >= 2
+    assert "cannot be acknowledged after a connection loss" in worker.output()
     # The same worker process reconnected on its own (P11): nobody restarted it.
     assert worker.process.poll() is None
     assert "Connection to broker lost" in worker.output()
