@@ -9,6 +9,7 @@ from pathlib import Path
 
 SLUG = "{{ cookiecutter.project_slug }}"
 DOMAIN = "{{ cookiecutter.domain_name }}"
+INCLUDE_EXAMPLES = "{{ cookiecutter.include_examples }}" == "y"
 USE_FLOWER = "{{ cookiecutter.use_flower }}" == "y"
 USE_SENTRY = "{{ cookiecutter.use_sentry }}" == "y"
 CI_TOOL = "{{ cookiecutter.ci_tool }}"
@@ -16,17 +17,18 @@ RESULT_BACKEND = "{{ cookiecutter.result_backend }}"
 
 # Files and folders that belong to one option, removed when the option is not chosen.
 OPTION_PATHS = {
+    "examples": [f"{SLUG}/examples", "tests/examples"],
     "flower": ["compose/start-flower", "compose/healthcheck-flower"],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml"],
-    "django-db": [f"{SLUG}/core/result_backend.py", f"{SLUG}/core/tests/test_result_backend.py"],
+    "django-db": [f"{SLUG}/taskqueue/patches/django_celery_results.py", "tests/taskqueue/test_result_backend.py"],
 }
 
 # Modules with a second implementation for result_backend=none: (alternative, the file it replaces).
 # Without a result backend there is no chord, so the report's fan-in counts pages in Redis instead.
 NO_RESULT_BACKEND_FILES = [
-    (f"{SLUG}/reports/fan_in_without_results.py", f"{SLUG}/reports/fan_in.py"),
-    (f"{SLUG}/reports/tests/test_fan_in_without_results.py", f"{SLUG}/reports/tests/test_fan_in.py"),
+    (f"{SLUG}/examples/reports/fan_in_without_results.py", f"{SLUG}/examples/reports/fan_in.py"),
+    ("tests/examples/reports/test_fan_in_without_results.py", "tests/examples/reports/test_fan_in.py"),
 ]
 
 
@@ -101,6 +103,7 @@ def write_env_files(root: Path) -> None:
 
 def remove_unchosen_options(root: Path) -> None:
     unchosen = {
+        "examples": not INCLUDE_EXAMPLES,
         "flower": not USE_FLOWER,
         "github": CI_TOOL != "github",
         "gitlab": CI_TOOL != "gitlab",
@@ -118,6 +121,8 @@ def remove_unchosen_options(root: Path) -> None:
 
 
 def choose_alternative_files(root: Path) -> None:
+    if not INCLUDE_EXAMPLES:
+        return  # removed with the examples
     for alternative, replaced in NO_RESULT_BACKEND_FILES:
         if RESULT_BACKEND == "none":
             (root / alternative).replace(root / replaced)

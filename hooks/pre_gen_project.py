@@ -17,6 +17,7 @@ ANSWERS = {
     "email": """{{ cookiecutter.email }}""",
     "domain_name": """{{ cookiecutter.domain_name }}""",
     "timezone": """{{ cookiecutter.timezone }}""",
+    "include_examples": """{{ cookiecutter.include_examples }}""",
     "use_flower": """{{ cookiecutter.use_flower }}""",
     "use_sentry": """{{ cookiecutter.use_sentry }}""",
 }
@@ -25,7 +26,7 @@ ANSWERS = {
 SHADOWED = {
     "celery", "django", "redis", "kombu", "billiard", "environ", "flower", "gunicorn", "psycopg",
     "whitenoise", "sentry_sdk", "django_redis", "django_celery_beat", "django_celery_results",
-    "config", "test", "tests", "conftest", "manage", "pytest",
+    "config", "test", "tests", "tools", "docs", "conftest", "manage", "pytest", "yaml",
 }  # fmt: skip
 SLUG = re.compile(r"^[a-z][a-z0-9_]*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -33,6 +34,7 @@ HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 # y/n answers are free text to cookiecutter; its list choices (result_backend, ci_tool) it checks
 # itself, before this hook runs (tests/test_hooks.py).
 CHOICES = {
+    "include_examples": ("y", "n"),
     "use_flower": ("y", "n"),
     "use_sentry": ("y", "n"),
 }

@@ -98,7 +98,7 @@ def test_quick_benchmark_reports_every_workload_with_and_without_celery_defaults
                 assert figure in workloads[workload], f"{run} ({workload}) lacks {figure}: {workloads[workload]}"
             assert_numbers(workloads[workload], f"{run}.{workload}")
     assert report["runs"]["project"]["settings_module"] == "config.settings.local"
-    assert report["runs"]["defaults"]["settings_module"] == "config.settings.bench_defaults"
+    assert report["runs"]["defaults"]["settings_module"] == "tools.bench.celery_defaults"
     assert len(report["ratios"]) == 6
     # The project's database 0 is not the benchmark's, and the benchmark's is left empty.
     assert redis_cli(redis_server, "GET", "users:data") == "kept"

@@ -12,13 +12,20 @@ from bakery import read_env_file, run_in
 # The defaults, each non-default value of each choice on its own, and everything switched off.
 COMBINATIONS = {
     "defaults": {},
+    "include_examples-n": {"include_examples": "n"},
     "result_backend-redis": {"result_backend": "redis"},
     "result_backend-none": {"result_backend": "none"},
     "use_flower-n": {"use_flower": "n"},
     "use_sentry-y": {"use_sentry": "y"},
     "ci_tool-gitlab": {"ci_tool": "gitlab"},
     "ci_tool-none": {"ci_tool": "none"},
-    "all-off": {"result_backend": "none", "use_flower": "n", "use_sentry": "n", "ci_tool": "none"},
+    "all-off": {
+        "include_examples": "n",
+        "result_backend": "none",
+        "use_flower": "n",
+        "use_sentry": "n",
+        "ci_tool": "none",
+    },
 }
 UNRENDERED = re.compile(r"{{\s*cookiecutter|{%-?\s*(if|for|endif|raw)\b|cookiecutter\.")
 

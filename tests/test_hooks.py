@@ -16,6 +16,7 @@ BAD_ANSWERS = [
     ("project_slug", "celery", "shadow"),
     ("project_slug", "config", "shadow"),
     ("project_slug", "tests", "shadow"),
+    ("project_slug", "tools", "shadow"),
     ("project_slug", "json", "shadow"),
     ("project_slug", "logging", "shadow"),
     ("email", "not-an-email", "look like an address"),
@@ -25,6 +26,7 @@ BAD_ANSWERS = [
     ("domain_name", "https://example.com", "host name"),
     ("domain_name", "localhost", "host name"),
     ("domain_name", "exa mple.com", "host name"),
+    ("include_examples", "yes", "not one of y, n"),
     ("use_flower", "maybe", "not one of y, n"),
     ("use_sentry", "yes", "not one of y, n"),
 ]
@@ -56,7 +58,7 @@ def test_every_bad_answer_is_reported_at_once(tmp_path):
 def test_slug_is_derived_from_the_project_name(bake):
     project = bake(project_name="Order Tracking-Service")
     assert project.name == "order_tracking_service"
-    assert (project / "order_tracking_service" / "core" / "checks.py").exists()
+    assert (project / "order_tracking_service" / "taskqueue" / "checks.py").exists()
 
 
 ENV_FILES = [".env", ".envs/.local/.django", ".envs/.local/.postgres", ".envs/.production/.django",

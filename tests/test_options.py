@@ -12,10 +12,10 @@ def dependencies(project) -> str:
 def test_result_backend_django_db_uses_django_celery_results(bake):
     project = bake(result_backend="django-db")
     base = (project / "config/settings/base.py").read_text()
-    assert 'CELERY_RESULT_BACKEND = "my_project.core.result_backend.DatabaseBackend"' in base
+    assert 'CELERY_RESULT_BACKEND = "my_project.taskqueue.patches.django_celery_results.DatabaseBackend"' in base
     assert '"django_celery_results"' in base
     assert "django-celery-results" in dependencies(project)
-    assert (project / "my_project/core/result_backend.py").exists()
+    assert (project / "my_project/taskqueue/patches/django_celery_results.py").exists()
 
 
 def test_result_backend_redis_uses_redis_with_the_broker_visibility_timeout(bake):
@@ -25,7 +25,7 @@ def test_result_backend_redis_uses_redis_with_the_broker_visibility_timeout(bake
     assert "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS" in base
     assert "django_celery_results" not in base
     assert "django-celery-results" not in dependencies(project)
-    assert not (project / "my_project/core/result_backend.py").exists()
+    assert not (project / "my_project/taskqueue/patches/django_celery_results.py").exists()
 
 
 def test_result_backend_none_configures_no_backend(bake):
@@ -70,3 +70,32 @@ def test_timezone_and_domain_reach_the_settings(bake):
     project = bake(timezone="Europe/Paris", domain_name="shop.example.org")
     assert 'TIME_ZONE = "Europe/Paris"' in (project / "config/settings/base.py").read_text()
     assert "DJANGO_ALLOWED_HOSTS=shop.example.org" in (project / ".envs/.production/.django").read_text()
+
+
+EXAMPLE_NAMES = ("notifications", "reports", "REPORTS_API", "LOGIN_CODE_TTL", "examples")
+
+
+def test_include_examples_n_leaves_out_the_example_apps_tasks_schedules_urls_settings_and_tests(bake):
+    project = bake(include_examples="n")
+    assert not (project / "my_project/examples").exists()
+    assert not (project / "tests/examples").exists()
+    for relative in ("config/settings/base.py", "config/settings/test.py", "config/urls.py"):
+        text = (project / relative).read_text()
+        assert [name for name in EXAMPLE_NAMES if name in text] == [], relative
+    python = [path for path in project.rglob("*.py") if ".venv" not in path.parts]
+    mentions = [str(path.relative_to(project)) for path in python if "examples." in path.read_text()]
+    assert mentions == []
+
+
+def test_include_examples_n_keeps_the_custom_user_model_and_the_platform(bake):
+    project = bake(include_examples="n")
+    assert 'AUTH_USER_MODEL = "users.User"' in (project / "config/settings/base.py").read_text()
+    assert (project / "my_project/users/migrations/0001_initial.py").exists()
+    assert (project / "my_project/taskqueue/schedules.py").exists()
+    assert (project / "tests/taskqueue/test_worker.py").exists()
+
+
+def test_include_examples_y_installs_the_example_apps(bake):
+    base = (bake(include_examples="y") / "config/settings/base.py").read_text()
+    assert '"my_project.examples.notifications"' in base
+    assert '"my_project.examples.reports"' in base

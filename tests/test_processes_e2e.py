@@ -59,12 +59,12 @@ def record_on_default(self, directory, marker, seconds=0):
     record(self, directory, marker, seconds)
 
 
-@shared_task(name="reports.fetch_e2e_record", bind=True)
+@shared_task(name="e2e.fetch_record", bind=True)
 def record_on_io(self, directory, marker, seconds=0):
     record(self, directory, marker, seconds)
 
 
-@shared_task(name="reports.build_e2e_record", bind=True)
+@shared_task(name="e2e.build_record", bind=True)
 def record_on_cpu(self, directory, marker, seconds=0):
     record(self, directory, marker, seconds)
 '''

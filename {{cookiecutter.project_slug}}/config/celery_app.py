@@ -1,7 +1,7 @@
 """The project's Celery application.
 
-Workers start it with ``celery -A config.celery_app worker``; Django imports it
-from ``config/__init__.py`` so that ``@shared_task`` binds to this app.
+Workers start it with ``celery -A config.celery_app worker``; Django imports it from
+``config/__init__.py`` so that ``@shared_task`` binds to this app.
 """
 
 import os
@@ -9,19 +9,19 @@ import os
 from celery import Celery
 from celery.signals import setup_logging
 
-from {{ cookiecutter.project_slug }}.core.broker_transport import use_for_redis_urls
+from {{ cookiecutter.project_slug }}.taskqueue.patches import kombu as patched_kombu
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
-# A malformed message on a queue is logged and dropped instead of stopping the worker (core/broker_transport.py).
-use_for_redis_urls()
+# redis:// and rediss:// broker URLs use the patched Redis transport ({{ cookiecutter.project_slug }}/taskqueue/patches/).
+patched_kombu.install()
 
 app = Celery(
     "{{ cookiecutter.project_slug }}",
-    # Every task checks its arguments, bounds its redeliveries and records its final failure (core/base_task.py).
-    task_cls="{{ cookiecutter.project_slug }}.core.base_task:BaseTask",
-    # Every message over TASK_MAX_MESSAGE_BYTES or TASK_MAX_COUNTDOWN is refused when sent (core/message_limits.py).
-    amqp="{{ cookiecutter.project_slug }}.core.message_limits:LimitedAMQP",
+    # Every task checks its arguments, bounds its redeliveries and records its final failure.
+    task_cls="{{ cookiecutter.project_slug }}.taskqueue.base_task:BaseTask",
+    # Every message over TASK_MAX_MESSAGE_BYTES or TASK_MAX_COUNTDOWN is refused when sent.
+    amqp="{{ cookiecutter.project_slug }}.taskqueue.message_limits:LimitedAMQP",
 )
 
 # Every Celery setting lives in Django settings with the CELERY_ prefix.

@@ -25,7 +25,7 @@ USE_TZ = True
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite has no row locks (select_for_update is a no-op): take the write lock when a transaction
-    # begins, so concurrent tasks wait their turn (for up to `timeout` s) instead of racing (P8).
+    # begins, so concurrent tasks wait their turn (for up to `timeout` s) instead of racing.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -52,15 +52,25 @@ THIRD_PARTY_APPS = [
 {%- endif %}
 ]
 LOCAL_APPS = [
-    "{{ cookiecutter.project_slug }}.core",
-    "{{ cookiecutter.project_slug }}.accounts",
-    "{{ cookiecutter.project_slug }}.reports",
+    "{{ cookiecutter.project_slug }}.taskqueue",
+    "{{ cookiecutter.project_slug }}.health",
+    "{{ cookiecutter.project_slug }}.error_emails",
+    "{{ cookiecutter.project_slug }}.users",
 ]
+{%- if cookiecutter.include_examples == "y" %}
+# Example apps: remove them with their settings, URLs and tests (README "Remove the examples").
+EXAMPLE_APPS = [
+    "{{ cookiecutter.project_slug }}.examples.notifications",
+    "{{ cookiecutter.project_slug }}.examples.reports",
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS + EXAMPLE_APPS
+{%- else %}
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+{%- endif %}
 
 # AUTHENTICATION
 # ------------------------------------------------------------------------------
-AUTH_USER_MODEL = "accounts.User"
+AUTH_USER_MODEL = "users.User"
 
 # MIDDLEWARE
 # ------------------------------------------------------------------------------
@@ -131,11 +141,11 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "verbose"},
-        # Server errors email the admins through a Celery task: a slow SMTP server never slows the request (P32).
+        # Server errors email the admins through a Celery task: a slow SMTP server never slows the request.
         "mail_admins": {
             "level": "ERROR",
             "filters": ["require_debug_false"],
-            "class": "{{ cookiecutter.project_slug }}.core.admin_email.EnqueuingAdminEmailHandler",
+            "class": "{{ cookiecutter.project_slug }}.error_emails.handler.EnqueuingAdminEmailHandler",
         },
     },
     "root": {"level": env("DJANGO_LOG_LEVEL", default="INFO"), "handlers": ["console"]},
@@ -166,58 +176,58 @@ CACHES = {
 
 # CELERY
 # ------------------------------------------------------------------------------
-# Every value here is a decision; README.md's "Celery settings" explains each one,
-# and {{ cookiecutter.project_slug }}/core/checks.py verifies they stay consistent.
+# Every value here is a decision: docs/practices.md gives each one's reason and the test that pins it,
+# and {{ cookiecutter.project_slug }}/taskqueue/checks.py verifies they stay consistent (`manage.py check`).
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TIMEZONE = TIME_ZONE
-# Retry the first broker connection too, so a worker started before Redis waits for it (P11).
+# Retry the first broker connection too, so a worker started before Redis waits for it.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# After a broker reconnect, unacked tasks are redelivered: cancel our copy so they don't run twice (P11).
+# After a broker reconnect, unacked tasks are redelivered: cancel our copy so they don't run twice.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
-# JSON only: pickle would let anyone who can write to Redis run code in the worker (P4).
+# JSON only: pickle would let anyone who can write to Redis run code in the worker.
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_RESULT_ACCEPT_CONTENT = ["json"]
 
-# Ack after the task ran, so a task whose worker dies mid-run is delivered again (P7)...
+# Ack after the task ran, so a task whose worker dies mid-run is delivered again...
 CELERY_TASK_ACKS_LATE = True
-# ...including when the pool child is killed (OOM, segfault); tasks are idempotent because of this (P8).
+# ...including when the pool child is killed (OOM, segfault); tasks are idempotent because of this.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-# One reserved message per pool slot, so a busy worker does not hoard long tasks (P9); with late acks this
-# matches Celery's defaults on prefork and on the io thread pool, not on gevent (README "Performance").
+# One reserved message per pool slot, so a busy worker does not hoard long tasks; with late acks this costs
+# nothing measurable on prefork and on the io thread pool, unlike gevent (docs/performance.md).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
-# Every task gets a soft limit (raises SoftTimeLimitExceeded to clean up) and a hard kill (P14).
+# Every task gets a soft limit (raises SoftTimeLimitExceeded to clean up) and a hard kill.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
-# The longest countdown/ETA any send accepts (core/message_limits.py); Redis redelivers later ones early (P10).
+# The longest countdown/ETA any send accepts (taskqueue/message_limits.py); Redis would deliver later ones early.
 TASK_MAX_COUNTDOWN = env.int("TASK_MAX_COUNTDOWN", default=1800)
-# Messages carry IDs and small values (P4): a bigger one is refused when sent (core/message_limits.py), not left
-# to fill Redis, which runs with noeviction and would then refuse every write (P12).
+# Messages carry IDs and small values: a bigger one is refused when sent (taskqueue/message_limits.py), not left
+# to fill Redis, which runs with noeviction and would then refuse every write.
 TASK_MAX_MESSAGE_BYTES = env.int("TASK_MAX_MESSAGE_BYTES", default=1024 * 1024)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Redis redelivers an unacked message after this many seconds: it must exceed the hard limit
-    # and the longest countdown, or a running/scheduled task is run a second time (P10, checked).
+    # plus the longest countdown, or a running/scheduled task is run a second time (check celery.E001).
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
     # One Redis list per queue (no priority lists), so a worker can take a message and record it as
-    # unacked in one atomic step and a SIGKILL between the two cannot lose it (core/broker_transport.py).
+    # unacked in one atomic step and a SIGKILL between the two cannot lose it (taskqueue/patches/kombu.py).
     "priority_steps": [0],
 }
 
-# Recycle pool children so a slow leak cannot take a worker down (P26).
+# Recycle pool children so a slow leak cannot take a worker down.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = 300_000  # KiB
 
-# Results are opt-in per task (ignore_result=False) and expire, so they never pile up (P21).
+# Results are opt-in per task (ignore_result=False) and expire, so they never pile up.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_EXPIRES = 60 * 60 * 24
 {%- if cookiecutter.result_backend == "django-db" %}
 # django-celery-results' "django-db" backend, with chords that survive retried and redelivered header tasks.
-CELERY_RESULT_BACKEND = "{{ cookiecutter.project_slug }}.core.result_backend.DatabaseBackend"
-# Store task name, args and worker with each result, so failures can be read and replayed (P17).
+CELERY_RESULT_BACKEND = "{{ cookiecutter.project_slug }}.taskqueue.patches.django_celery_results.DatabaseBackend"
+# Store task name, args and worker with each result, so failures can be read and replayed.
 CELERY_RESULT_EXTENDED = True
 {%- elif cookiecutter.result_backend == "redis" %}
 CELERY_RESULT_BACKEND = REDIS_URL
@@ -225,7 +235,9 @@ CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
 {%- endif %}
 
-# Named queues, routed by task-name prefix (P23). Each queue has its own Procfile worker.
+# Named queues, each with its own Procfile worker. A task is routed by the verb of its name
+# (<app>.<verb>_<noun>), whatever its app: a new app's tasks need no route of their own, and every send
+# (.delay(), send_task_by_name, canvas) takes the same route. Any other verb runs on the default queue.
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (
     Queue("default"),
@@ -233,15 +245,19 @@ CELERY_TASK_QUEUES = (
     Queue("cpu"),  # computing: one prefork child per core
 )
 CELERY_TASK_ROUTES = {
-    "reports.fetch_*": {"queue": "io"},
-    "reports.build_*": {"queue": "cpu"},
+    # HTTP APIs, SMTP: the io worker's threads wait on many at once (bounded by each call's own timeout).
+    "*.fetch_*": {"queue": "io"},
+    "*.send_*": {"queue": "io"},
+    # Pure computation: the cpu worker's prefork children, one per core.
+    "*.build_*": {"queue": "cpu"},
 }
-# A task routed to an unknown queue is an error, not a message that no worker ever reads (P23).
+# A task sent to an unknown queue is an error, not a message that no worker ever reads (check celery.E009).
 CELERY_TASK_CREATE_MISSING_QUEUES = False
 
-# Beat reads schedules from the database, so they can be edited in the admin (P25); this subclass of
-# DatabaseScheduler also touches BEAT_HEARTBEAT_FILE on every tick for compose/healthcheck-beat (P29).
-CELERY_BEAT_SCHEDULER = "{{ cookiecutter.project_slug }}.core.beat:HeartbeatDatabaseScheduler"
+# Beat reads schedules from the database, so they can be edited in the admin; this subclass of
+# DatabaseScheduler also holds the beat lock and touches BEAT_HEARTBEAT_FILE on every tick for
+# compose/healthcheck-beat (taskqueue/patches/django_celery_beat.py).
+CELERY_BEAT_SCHEDULER = "{{ cookiecutter.project_slug }}.taskqueue.patches.django_celery_beat:HeartbeatDatabaseScheduler"
 BEAT_HEARTBEAT_FILE = env("BEAT_HEARTBEAT_FILE", default=str(Path(tempfile.gettempdir()) / "celerybeat-heartbeat"))
 # Only the beat holding a Redis lock sends periodic tasks; a second beat stands by and takes over within this
 # many seconds of the first one dying (at once if it stops cleanly). Beat ticks at least every 5 s.
@@ -250,15 +266,18 @@ BEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=30)
 # so a beat that restarts after a crash, or takes over the lock, does not send it again.
 CELERY_BEAT_SYNC_EVERY = 1
 
-# SAMPLE APPS (accounts, reports)
+{%- if cookiecutter.include_examples == "y" %}
+
+# EXAMPLES (notifications, reports)
 # ------------------------------------------------------------------------------
-# A sign-in code and the email carrying it are useless after this many seconds (P15).
+# A sign-in code and the email carrying it are useless after this many seconds.
 LOGIN_CODE_TTL = 10 * 60
 # The external sales API the reports read; the trailing slash matters (paths are joined to it).
 REPORTS_API_URL = env("REPORTS_API_URL", default="http://localhost:8001/api/")
-# (connect, read) seconds: a hung API must not hold an io worker slot forever (P13).
+# (connect, read) seconds: a hung API must not hold an io worker slot forever.
 REPORTS_API_TIMEOUT = (3.05, env.float("REPORTS_API_READ_TIMEOUT", default=10))
 # Longest wait between retries of a failed API call; backoff doubles up to it, with jitter.
 REPORTS_API_RETRY_BACKOFF_MAX = env.int("REPORTS_API_RETRY_BACKOFF_MAX", default=300)
-# Per io worker: what the API allows divided by the number of io workers (P16).
+# Per io worker: what the API allows divided by the number of io workers.
 REPORTS_API_RATE_LIMIT = env("REPORTS_API_RATE_LIMIT", default="10/s")
+{%- endif %}

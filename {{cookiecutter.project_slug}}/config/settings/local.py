@@ -12,5 +12,5 @@ EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.c
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=1025)
 
-# Tasks run on real workers locally too: eager mode would hide serialisation and routing bugs (P33).
+# Tasks run on real workers locally too: eager mode would hide serialisation and routing bugs.
 CELERY_TASK_ALWAYS_EAGER = False

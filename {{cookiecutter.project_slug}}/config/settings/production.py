@@ -61,7 +61,7 @@ EMAIL_SUBJECT_PREFIX = "[{{ cookiecutter.project_name }}] "
 
 # CELERY
 # ------------------------------------------------------------------------------
-# Eager mode would run tasks inside the web request: never in production (P33).
+# Eager mode would run tasks inside the web request: never in production.
 CELERY_TASK_ALWAYS_EAGER = False
 {%- if cookiecutter.use_sentry == "y" %}
 

@@ -14,7 +14,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests run without collectstatic: WhiteNoise looks files up per request instead of warning at every start.
 WHITENOISE_AUTOREFRESH = True
 
-# Task tests go through a real worker and a real Redis (see conftest.py), never eager mode (P33).
+# Task tests go through a real worker and a real Redis (see tests/conftest.py), never eager mode.
 CELERY_TASK_ALWAYS_EAGER = False
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -23,9 +23,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": str(Path(tempfile.gettempdir()) / f"{{ cookiecutter.project_slug }}-test-{os.getpid()}.sqlite3")
     }
 
+{%- if cookiecutter.include_examples == "y" %}
+
 # Retries wait at most a second between attempts, so retry tests take seconds, not minutes.
 REPORTS_API_RETRY_BACKOFF_MAX = 1
 REPORTS_API_TIMEOUT = (3.05, 2)
+{%- endif %}
 
 # The reliability suite shortens the visibility timeout to seconds (CELERY_VISIBILITY_TIMEOUT); look for messages
 # whose worker died every second too, not kombu's default of every 10 x 10 s.

@@ -1,0 +1,1 @@
+"""The benchmark tool (tools/bench/): its settings and its arithmetic."""

@@ -1,0 +1,84 @@
+"""The Procfile's workers and beats, run as real processes against the scenario's Redis and the test database."""
+
+from pathlib import Path
+
+from tools.procfile import ProcfileProcess
+
+# Production's timeouts shortened, so that waiting for a redelivery takes seconds, in the relations the
+# system checks require: visibility timeout > hard limit + longest countdown, hard limit > soft limit.
+TIMEOUTS = {
+    "CELERY_VISIBILITY_TIMEOUT": 8,
+    "CELERY_TASK_TIME_LIMIT": 6,
+    "CELERY_TASK_SOFT_TIME_LIMIT": 5,
+    "TASK_MAX_COUNTDOWN": 1,
+}
+VISIBILITY_TIMEOUT = TIMEOUTS["CELERY_VISIBILITY_TIMEOUT"]
+TASKS_MODULE = "tests.reliability.tasks"
+# Generous: other test runs may share the machine's cores.
+STARTUP_TIMEOUT = 90.0
+
+
+class Node(ProcfileProcess):
+    """A Procfile process with the node name it was started under (one per worker, one per beat)."""
+
+    def __init__(self, name: str, node: str, env: dict[str, str], extra_args: str = ""):
+        super().__init__(name, env=env, extra_args=extra_args)
+        self.node = node
+
+
+class Deployment:
+    """Start Procfile processes with the scenario's environment; kill whatever is left at the end."""
+
+    def __init__(self, redis_url: str, database_url: str, directory: Path):
+        self.redis_url = redis_url
+        self.database_url = database_url
+        self.directory = directory
+        self.processes: list[Node] = []
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "REDIS_URL": self.redis_url,
+            "DATABASE_URL": self.database_url,
+            # The worker's --include option: the test tasks load without changing the Procfile command.
+            "CELERY_WORKER_INCLUDE": TASKS_MODULE,
+            **{name: str(value) for name, value in TIMEOUTS.items()},
+            **extra,
+        }
+
+    def start(self, name: str, node: str, env: dict[str, str], extra_args: str = "") -> Node:
+        process = Node(name, node, env, extra_args).start()
+        self.processes.append(process)
+        return process
+
+    def start_worker(self, node: str = "worker1", *, concurrency: int = 2, ready: bool = True) -> Node:
+        """The Procfile's `worker` (the default queue, prefork) under its own node name."""
+        worker = self.start(
+            "worker", node, self.env(CELERY_DEFAULT_CONCURRENCY=str(concurrency)), extra_args=f"-n {node}@%h"
+        )
+        if ready:
+            self.wait_ready(worker)
+        return worker
+
+    def wait_ready(self, worker: Node) -> None:
+        worker.wait_for_output(f"{worker.node}@", timeout=STARTUP_TIMEOUT)
+        worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
+
+    def start_beat(self, node: str, **extra: str) -> Node:
+        heartbeat = self.directory / f"{node}-heartbeat"
+        return self.start("beat", node, self.env(BEAT_HEARTBEAT_FILE=str(heartbeat), **extra))
+
+    def kill_all(self) -> None:
+        for process in self.processes:
+            process.kill_group()
+
+    def remove_logs(self) -> None:
+        for process in self.processes:
+            process.log_path.unlink(missing_ok=True)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"----- {process.name} {process.node} (pid {process.process.pid}) -----\n{process.output()[-6000:]}"
+            for process in self.processes
+            if process.process is not None
+        )

@@ -1,0 +1,102 @@
+"""A worker dies mid-task (its pool child, the whole node, a deploy's SIGTERM): no task is lost or doubled.
+
+Late acks with reject-on-worker-lost bring the message back; idempotent effects keep
+the redelivery from applying the effect a second time.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.reliability.deployment import TIMEOUTS, VISIBILITY_TIMEOUT
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.reliability
+
+TASK = "reliability.apply_effect"
+# Long enough for the test to kill the run mid-way, short enough to finish within the soft time limit.
+HOLD = 3.0
+REDELIVERY_TIMEOUT = VISIBILITY_TIMEOUT + 60.0
+
+
+def first_run(ledger, key: str, *, with_effect: bool = False):
+    """Wait until the task keyed ``key`` runs (and, if asked, has applied its effect); return that run."""
+    run = wait_until(lambda: ledger.runs(key), timeout=60, what=f"a run of {key}")[0]
+    if with_effect:
+        wait_until(lambda: ledger.effect_count(key), timeout=30, what=f"the effect of {key}")
+    return run
+
+
+def wait_completed(ledger, keys: list[str], timeout: float) -> None:
+    wait_until(
+        lambda: ledger.completed(keys) == len(keys),
+        timeout=timeout,
+        interval=0.2,
+        what=f"{len(keys)} task(s) to complete",
+    )
+
+
+@pytest.mark.parametrize("phase", ["before-effect", "after-effect"])
+def test_pool_child_killed_mid_task_runs_again_and_applies_its_effect_once(deployment, broker, ledger, report, phase):
+    worker = deployment.start_worker()
+    holds = {"hold_before": HOLD} if phase == "before-effect" else {"hold_after": HOLD}
+    broker.send(TASK, args=[f"child-{phase}"], kwargs=holds)
+
+    run = first_run(ledger, f"child-{phase}", with_effect=phase == "after-effect")
+    assert run.pid != worker.pid, "the task ran in the pool child, not the worker's main process"
+    os.kill(run.pid, signal.SIGKILL)  # what the OOM killer does
+    assert ledger.effect_count(f"child-{phase}") == (1 if phase == "after-effect" else 0)
+
+    wait_completed(ledger, [f"child-{phase}"], timeout=60)
+    figures = report(ledger.figures(f"pool-child-sigkill, {phase.replace('-', ' ')}", [f"child-{phase}"]))
+    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
+    assert figures.executions == 2, "the killed run was not delivered again"
+    # The worker replaced its child and carried on: no restart, no visibility timeout to wait for.
+    assert worker.process.poll() is None
+    assert "WorkerLostError" in worker.output()
+
+
+def test_whole_worker_killed_mid_task_is_redelivered_after_the_visibility_timeout(deployment, broker, ledger, report):
+    doomed = deployment.start_worker("doomed")
+    broker.send(TASK, args=["node-death"], kwargs={"hold_before": HOLD})
+    run = first_run(ledger, "node-death")
+
+    doomed.kill_group()  # the node dies with its pool: nobody is left to requeue the message
+    deployment.start_worker("replacement")
+    wait_completed(ledger, ["node-death"], timeout=REDELIVERY_TIMEOUT)
+
+    first, second = ledger.runs("node-death")
+    assert first.run_id == run.run_id
+    waited = second.started_at - first.started_at
+    figures = report(
+        ledger.figures("worker-sigkill", ["node-death"], notes=f"redelivered {waited:.1f} s after the first run")
+    )
+    assert (figures.lost, figures.duplicated, figures.completed, figures.executions) == (0, 0, 1, 2)
+    # Redis held the unacked message back until the visibility timeout passed, then redelivered it.
+    assert waited >= VISIBILITY_TIMEOUT - 1
+
+
+def test_sigterm_lets_the_running_task_finish_and_nothing_is_redelivered(deployment, broker, ledger, report):
+    worker = deployment.start_worker(concurrency=1)
+    keys = ["deploy-running", "deploy-queued-1", "deploy-queued-2", "deploy-queued-3"]
+    broker.send(TASK, args=[keys[0]], kwargs={"hold_before": HOLD})
+    broker.send_many(TASK, [[key] for key in keys[1:]])
+    first_run(ledger, keys[0])
+
+    stopped_at = time.monotonic()
+    worker.signal(signal.SIGTERM)  # what `docker compose stop` sends
+    assert worker.wait(timeout=TIMEOUTS["CELERY_TASK_SOFT_TIME_LIMIT"] + 30) == 0, worker.output()
+    # Warm shutdown: the running task finished (within its soft limit), the queued ones were left for the next worker.
+    assert ledger.completed(keys[:1]) == 1
+    assert time.monotonic() - stopped_at < TIMEOUTS["CELERY_TASK_SOFT_TIME_LIMIT"] + 30
+    assert broker.queued("default") == len(keys) - 1
+
+    deployment.start_worker("after-deploy")
+    wait_completed(ledger, keys, timeout=60)
+    # Long enough for Redis to redeliver anything left unacked.
+    time.sleep(VISIBILITY_TIMEOUT + 2)
+    figures = report(ledger.figures("worker-sigterm", keys))
+    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, len(keys))
+    assert figures.executions == len(keys), "a task that finished before the shutdown ran again"

@@ -1,0 +1,115 @@
+"""The patched broker transport (taskqueue/patches/kombu.py).
+
+A worker takes a message and records it as unacked in one step, so a SIGKILL cannot lose it
+(kombu's own transport loses it between the two: tests/reliability/test_streams.py's chaos
+scenario caught that). A malformed message is logged and dropped; the worker keeps running tasks
+(with kombu's own transport it stops: "Unrecoverable error"). A real prefork worker fed every kind
+of bad message: tests/reliability/test_bad_messages.py.
+"""
+
+import json
+import logging
+import uuid
+
+import pytest
+from django.core.cache import cache
+from django_redis import get_redis_connection
+from kombu import Consumer, Queue
+
+from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import Transport
+from tests.support.waiting import wait_until
+from tests.taskqueue.tasks import record_delivery
+
+
+def test_the_broker_url_keeps_its_redis_scheme_and_uses_the_project_transport():
+    with celery_app.connection_for_read() as connection:
+        assert isinstance(connection.transport, Transport)
+        assert connection.as_uri().startswith("redis://")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_that_is_not_json_is_logged_and_dropped_and_the_next_task_runs(celery_workers, caplog):
+    caplog.set_level(logging.ERROR, logger="{{ cookiecutter.project_slug }}.taskqueue.patches.kombu")
+    get_redis_connection("default").lpush("default", b"{this is not a message")
+    marker = uuid.uuid4().hex
+    record_delivery.delay(marker, {})
+    assert wait_until(lambda: cache.get(f"delivery:{marker}"), timeout=30, what="the task after the bad message")
+    assert "Dropped a malformed message from the broker" in caplog.text
+    assert "{this is not a message" in caplog.text
+
+
+def test_the_suites_workers_take_their_messages_through_the_atomic_claim(celery_workers):
+    for queue, worker in celery_workers.items():
+        channel = worker.consumer.task_consumer.channel
+        assert sorted(channel.active_queues) == [queue]
+        assert channel.claims_atomically(), channel.atomic_claim_off_because()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_taken_through_the_claim_is_unacked_while_it_runs_and_acked_after(celery_workers):
+    redis = get_redis_connection("default")
+    unacked_before = redis.hlen("unacked")
+    marker = uuid.uuid4().hex
+    record_delivery.delay(marker, {})
+    wait_until(lambda: cache.get(f"delivery:{marker}"), timeout=30, what="the task to run")
+    wait_until(lambda: redis.hlen("unacked") == unacked_before, timeout=10, what="its ack")
+
+
+def test_a_consumer_of_several_queues_says_the_claim_is_off_and_why():
+    with celery_app.connection_for_read() as connection:
+        channel = connection.channel()
+        for name in ("default", "io"):
+            Consumer(channel, queues=[celery_app.amqp.queues[name]], no_ack=False).consume()
+        assert not channel.claims_atomically()
+        (claim, *_) = channel.describe_protections()
+        assert not claim.active
+        assert "the atomic claim is OFF because it consumes 2 queues (default, io)" in claim.text
+        channel.close()
+
+
+def test_a_worker_consuming_one_queue_takes_its_messages_atomically():
+    with celery_app.connection_for_read() as connection:
+        channel = connection.channel()
+        consumer = Consumer(channel, queues=[celery_app.amqp.queues["default"]], no_ack=False)
+        consumer.consume()
+        assert channel.claims_atomically()
+        # A consumer that does not ack (a `celery inspect` reply queue) has no unacked record to write.
+        replies = Consumer(channel, queues=[celery_app.amqp.queues["io"]], no_ack=True)
+        replies.consume()
+        assert not channel.claims_atomically()
+        channel.close()
+
+
+def test_taking_a_message_records_it_as_unacked_in_the_same_step():
+    # A queue of its own: the session's in-process worker consumes the project's queues.
+    queue = Queue("claim-test", routing_key="claim-test")
+    with celery_app.connection_for_write() as connection:
+        connection.Producer().publish({"claimed": True}, routing_key=queue.routing_key, declare=[queue])
+        raw, tag = connection.default_channel.claim(queue.name)
+    # A worker SIGKILLed right here loses nothing: the message is where Redis redelivers it from.
+    assert tag == json.loads(raw)["properties"]["delivery_tag"]
+    redis = get_redis_connection("default")
+    assert redis.llen(queue.name) == 0
+    assert redis.hexists("unacked", tag)
+    assert redis.zscore("unacked_index", tag) is not None
+
+
+def test_an_ack_through_a_closed_connection_fails_as_a_lost_connection_and_keeps_the_message(caplog):
+    queue = Queue("closed-ack-test", routing_key="closed-ack-test")
+    with celery_app.connection_for_write() as connection:
+        connection.Producer().publish({"acked": False}, routing_key=queue.routing_key, declare=[queue])
+        channel = connection.channel()
+        message = queue(channel).get(no_ack=False)
+        # The state a worker's channel was in when Redis restarted (from a CI traceback): its pool
+        # closed, and its connection closed by the reconnect (kombu's Connection.collect()).
+        kombu_connection, channel.connection.client = channel.connection.client, None
+        channel._disconnect_pools()
+        try:
+            message.ack_log_error(logging.getLogger(__name__), connection.connection_errors)  # what Celery does
+        finally:
+            channel.connection.client = kombu_connection
+        assert "Couldn't ack" in caplog.text
+        # Still recorded as delivered and not acked: Redis delivers it again.
+        assert get_redis_connection("default").hexists("unacked", message.delivery_tag)
+        channel.close()

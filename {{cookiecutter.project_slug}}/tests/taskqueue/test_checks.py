@@ -1,0 +1,147 @@
+"""Each Celery configuration check fires on the mistake it exists for."""
+
+import shutil
+
+import pytest
+from django.core.management import call_command
+
+from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue import checks, process_definitions
+from tests.taskqueue.tasks import add
+from tools.procfile import PROJECT_DIR
+
+
+def _ids(messages):
+    return [message.id for message in messages]
+
+
+def test_project_settings_pass_every_check():
+    call_command("check", fail_level="WARNING")
+
+
+@pytest.fixture
+def celery_conf():
+    """Change the live Celery configuration for one test, then put it back."""
+    conf = celery_app.conf
+    saved = {}
+
+    def change(**values):
+        for key, value in values.items():
+            saved.setdefault(key, conf[key])
+            conf[key] = value
+
+    yield change
+    for key, value in saved.items():
+        conf[key] = value
+
+
+def test_hard_limit_longer_than_visibility_timeout_is_an_error(celery_conf):
+    celery_conf(task_time_limit=7200, broker_transport_options={"visibility_timeout": 3600})
+    messages = checks.check_visibility_timeout()
+    assert "celery.E001" in _ids(messages)
+    assert "CELERY_TASK_TIME_LIMIT (7200 s)" in messages[0].msg
+
+
+def test_hard_limit_plus_the_longest_countdown_must_fit_in_the_visibility_timeout(celery_conf, settings):
+    # Each below the timeout, together above it: a task sent with the longest countdown runs twice.
+    settings.TASK_MAX_COUNTDOWN = 3500
+    celery_conf(task_time_limit=360, broker_transport_options={"visibility_timeout": 3600})
+    messages = checks.check_visibility_timeout()
+    assert set(_ids(messages)) == {"celery.E001"}
+    assert "CELERY_TASK_TIME_LIMIT (360 s) plus TASK_MAX_COUNTDOWN (3500 s)" in messages[0].msg
+
+
+def test_missing_hard_limit_is_an_error(celery_conf):
+    celery_conf(task_time_limit=None)
+    assert _ids(checks.check_visibility_timeout()) == ["celery.E001"]
+
+
+def test_task_level_hard_limit_is_checked_too(celery_conf, monkeypatch):
+    celery_conf(broker_transport_options={"visibility_timeout": 2500})
+    monkeypatch.setattr(add, "time_limit", 900)
+    messages = checks.check_visibility_timeout()
+    assert any("task tests.add (900 s)" in message.msg for message in messages)
+
+
+def test_countdown_longer_than_visibility_timeout_is_an_error(settings):
+    settings.TASK_MAX_COUNTDOWN = 10_000
+    assert "celery.E002" in _ids(checks.check_visibility_timeout())
+
+
+def test_result_backend_visibility_timeout_must_match_broker(celery_conf):
+    celery_conf(
+        result_backend="redis://127.0.0.1:6379/0",
+        result_backend_transport_options={"visibility_timeout": 60},
+    )
+    assert "celery.E003" in _ids(checks.check_visibility_timeout())
+
+
+def test_acks_late_without_reject_on_worker_lost_is_an_error(celery_conf):
+    celery_conf(task_reject_on_worker_lost=False)
+    assert _ids(checks.check_late_ack_needs_reject_on_worker_lost()) == ["celery.E004"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"accept_content": ["json", "pickle"]},
+        {"result_accept_content": ["application/x-python-serialize"]},
+        {"task_serializer": "pickle"},
+        {"result_serializer": "yaml"},
+    ],
+)
+def test_non_json_serialisation_is_an_error(celery_conf, change):
+    celery_conf(**change)
+    assert _ids(checks.check_json_only()) == ["celery.E005"]
+
+
+def test_a_route_to_a_queue_no_worker_consumes_is_an_error_in_every_process_definition(celery_conf):
+    celery_conf(task_routes={"billing.*": {"queue": "billing"}})
+    messages = checks.check_every_queue_has_a_worker()
+    assert set(_ids(messages)) == {"celery.E006"}
+    assert {message.msg.split(" in ")[-1].split(":")[0] for message in messages} == {
+        "Procfile",
+        "docker-compose.yml",
+        "docker-compose.production.yml",
+    }
+    assert all("'billing'" in message.msg for message in messages)
+
+
+def test_a_queue_consumed_in_the_procfile_but_not_in_a_compose_file_is_an_error(settings, tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR / "compose", project / "compose")
+    for name in ("Procfile", *process_definitions.COMPOSE_FILES):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    production = project / "docker-compose.production.yml"
+    production.write_text(production.read_text().replace("command: compose/start-worker-cpu", "command: sleep 1"))
+    settings.BASE_DIR = project
+    (message,) = checks.check_every_queue_has_a_worker()
+    assert message.id == "celery.E006"
+    assert "Queue 'cpu'" in message.msg
+    assert "in docker-compose.production.yml" in message.msg
+
+
+def test_every_worker_queue_is_read_from_every_process_definition():
+    declared = {"default", "io", "cpu"}
+    for source, processes in process_definitions.definitions(PROJECT_DIR).items():
+        consumers = process_definitions.consumers(processes, declared)
+        assert sorted(set().union(*consumers.values())) == sorted(declared), source
+
+
+def test_missing_procfile_is_a_warning(settings, tmp_path):
+    settings.BASE_DIR = tmp_path
+    assert _ids(checks.check_every_queue_has_a_worker()) == ["celery.W001"]
+
+
+def test_misspelt_celery_setting_is_an_error_with_a_suggestion(settings):
+    settings.CELERY_TASK_ACK_LATE = True
+    messages = checks.check_celery_setting_names()
+    assert _ids(messages) == ["celery.E007"]
+    assert messages[0].hint == "Did you mean CELERY_TASK_ACKS_LATE?"
+
+
+def test_a_route_to_a_queue_that_is_not_declared_is_an_error(celery_conf):
+    celery_conf(task_routes={"*.fetch_*": {"queue": "iio"}})
+    messages = checks.check_routed_queues_are_declared()
+    assert _ids(messages) == ["celery.E009"]
+    assert "CELERY_TASK_ROUTES['*.fetch_*'] sends tasks to queue 'iio'" in messages[0].msg

@@ -1,0 +1,80 @@
+"""The upstream patches (taskqueue/patches/) are bound to the versions they were tested with, and say
+at start whether they are on."""
+
+import importlib
+import logging
+import pkgutil
+import re
+import tomllib
+from types import SimpleNamespace
+
+from kombu import Consumer
+
+from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue import patches
+from {{ cookiecutter.project_slug }}.taskqueue.patches import report
+from tools.procfile import PROJECT_DIR
+
+PATCH_MODULES = [module.name for module in pkgutil.iter_modules(patches.__path__) if module.name not in {"report"}]
+
+
+def test_every_installed_patched_package_is_the_minor_version_the_patches_were_tested_with():
+    assert patches.untested_versions() == {}
+
+
+def test_pyproject_caps_every_patched_package_below_its_next_minor_version():
+    dependencies = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
+    patched = {"celery", "kombu", "django-celery-beat"}
+    if "django_celery_results" in PATCH_MODULES:  # only with the django-db result backend
+        patched.add("django-celery-results")
+    for package in sorted(patched):
+        tested = patches.TESTED_MINOR_VERSIONS[package]
+        major, minor = tested.split(".")
+        (requirement,) = [line for line in dependencies if re.match(rf"{package}(\[\w+\])?[<>=]", line)]
+        assert f">={tested}" in requirement, requirement
+        assert f"<{major}.{int(minor) + 1}" in requirement, requirement
+
+
+def test_each_patch_module_names_its_upstream_versions_issue_and_how_to_remove_it():
+    assert PATCH_MODULES
+    for name in PATCH_MODULES:
+        doc = importlib.import_module(f"{patches.__name__}.{name}").__doc__
+        assert re.search(r"^Upstream: [\w-]+ \d+\.\d+ \(tested with \d+\.\d+\.\d+", doc, re.M), name
+        assert re.search(r"celery/[\w-]+#\d+", doc), f"{name} cites no upstream issue"
+        assert "To remove it" in doc, name
+
+
+def test_a_worker_says_at_start_that_its_queue_gets_the_atomic_claim(celery_workers, caplog):
+    caplog.set_level(logging.INFO, logger=report.logger.name)
+    report.report_worker_protections(sender=celery_workers["io"].consumer)
+    lines = [record for record in caplog.records if record.name == report.logger.name]
+    assert any(
+        record.levelno == logging.INFO and "queue io: a message is taken and recorded" in record.message
+        for record in lines
+    ), caplog.text
+    assert all(record.levelno < logging.WARNING for record in lines), caplog.text
+
+
+def test_a_worker_consuming_several_queues_says_so_loudly(caplog):
+    caplog.set_level(logging.INFO, logger=report.logger.name)
+    with celery_app.connection_for_read() as connection:
+        channel = connection.channel()
+        for name in ("default", "io", "cpu"):
+            Consumer(channel, queues=[celery_app.amqp.queues[name]], no_ack=False).consume()
+        report.report_worker_protections(
+            sender=SimpleNamespace(task_consumer=SimpleNamespace(channel=channel), app=celery_app)
+        )
+        channel.close()
+    (warning,) = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert "the atomic claim is OFF because it consumes 3 queues (cpu, default, io)" in warning.message
+
+
+def test_a_worker_on_another_transport_says_no_protection_applies(caplog):
+    report.report_worker_protections(sender=SimpleNamespace(task_consumer=SimpleNamespace(channel=object())))
+    assert "none of its protections apply" in caplog.text
+
+
+def test_an_untested_version_is_a_warning_at_start(monkeypatch, caplog):
+    monkeypatch.setitem(patches.TESTED_MINOR_VERSIONS, "kombu", "4.6")
+    report.warn_about_untested_versions()
+    assert re.search(r"kombu \S+ is installed, but the project's patches of it were tested with 4\.6\.x", caplog.text)

@@ -1,0 +1,93 @@
+"""One benchmark run: start the workers with a settings module, run every workload, stop the workers."""
+
+import statistics
+
+from celery import Celery
+
+from tools.bench.errors import BenchmarkError
+from tools.bench.reporting import redis_client
+from tools.bench.workers import BenchmarkWorkers
+from tools.bench.workloads import Progress, Sizes, Workloads
+
+# Celery's defaults over the project's settings; see tools/bench/celery_defaults.py.
+CELERY_DEFAULTS_SETTINGS = "tools.bench.celery_defaults"
+
+
+def run_workloads(
+    name: str,
+    app: Celery,
+    redis_url: str,
+    settings_module: str,
+    sizes: Sizes,
+    progress: Progress,
+    env: dict[str, str] | None = None,
+) -> dict:
+    def labelled(label: str, done: int, total: int) -> None:
+        progress(f"[{name}] {label}", done, total)
+
+    client = redis_client(redis_url)
+    client.flushdb()  # the database was claimed (scratch_redis.claim): nothing here is anyone else's
+    workers = BenchmarkWorkers(app, redis_url, settings_module, env)
+    try:
+        labelled("workers ready", 0, len(workers.processes))
+        workers.start()
+        labelled("workers ready", len(workers.processes), len(workers.processes))
+        described = workers.describe()
+        concurrency = {queue: worker["concurrency"] for queue, worker in described.items()}
+        try:
+            figures = Workloads(client, sizes, concurrency, labelled).run_all()
+        except BenchmarkError as error:
+            tails = "\n".join(f"--- {process} ---\n{workers.output(process)[-2000:]}" for process in workers.processes)
+            raise BenchmarkError(f"{error}\n{tails}") from error
+    finally:
+        workers.stop()
+        client.flushdb()
+    return {"settings_module": settings_module, "workers": described, "workloads": figures}
+
+
+def median_figures(rounds: list[dict]) -> dict:
+    """Each number's median over the rounds (same keys in each round); anything else from the first round."""
+    combined = {}
+    for key, first in rounds[0].items():
+        values = [figures[key] for figures in rounds]
+        if isinstance(first, dict):
+            combined[key] = median_figures(values)
+        elif isinstance(first, int | float) and not isinstance(first, bool):
+            combined[key] = statistics.median(values)
+        else:
+            combined[key] = first
+    return combined
+
+
+def run_benchmark(
+    app: Celery,
+    redis_url: str,
+    project_settings: str,
+    sizes: Sizes,
+    progress: Progress,
+    compare_defaults: bool,
+    rounds: int,
+) -> dict[str, dict]:
+    """The project's settings and (if asked) Celery's defaults on the same pools, `rounds` times each."""
+    # Everything this process sends goes to the benchmark's database, like its workers.
+    app.conf.broker_url = redis_url
+    configurations = {"project": (project_settings, {})}
+    if compare_defaults:
+        configurations["defaults"] = (CELERY_DEFAULTS_SETTINGS, {"BENCH_PROJECT_SETTINGS": project_settings})
+    measured: dict[str, list[dict]] = {name: [] for name in configurations}
+    # Alternate the configurations and keep medians, so a burst of load from elsewhere on the
+    # machine skews one round of one side rather than the comparison.
+    for number in range(1, rounds + 1):
+        for name, (settings_module, env) in configurations.items():
+            label = f"{name} {number}/{rounds}"
+            measured[name].append(run_workloads(label, app, redis_url, settings_module, sizes, progress, env))
+    return {
+        name: {
+            "settings_module": results[0]["settings_module"],
+            "workers": results[0]["workers"],
+            "rounds": len(results),
+            "workloads": median_figures([result["workloads"] for result in results]),
+            "workloads_per_round": [result["workloads"] for result in results],
+        }
+        for name, results in measured.items()
+    }

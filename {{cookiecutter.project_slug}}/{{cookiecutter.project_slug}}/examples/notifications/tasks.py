@@ -1,0 +1,24 @@
+"""Thin wrappers around notifications.services: names, retries."""
+
+import smtplib
+
+from celery import shared_task
+
+from {{ cookiecutter.project_slug }}.examples.notifications import services
+
+# Worth retrying: the mail server is down or slow. Anything else (a missing user, a wrongly
+# typed ID) fails at once and is recorded, because a retry would fail the same way.
+SMTP_ERRORS = (smtplib.SMTPException, OSError)
+# Backoff with jitter, so a recovering mail server is not hit by every worker at once.
+SMTP_RETRIES = {"autoretry_for": SMTP_ERRORS, "retry_backoff": True, "retry_jitter": True}
+
+
+@shared_task(name="notifications.send_welcome_email", retry_backoff_max=600, max_retries=8, **SMTP_RETRIES)
+def send_welcome_email(user_id: int) -> None:
+    services.send_welcome_email(user_id=user_id)
+
+
+# The code expires within minutes: retry briefly, then give up.
+@shared_task(name="notifications.send_login_code", retry_backoff_max=60, max_retries=3, **SMTP_RETRIES)
+def send_login_code(user_id: int) -> None:
+    services.send_login_code(user_id=user_id)

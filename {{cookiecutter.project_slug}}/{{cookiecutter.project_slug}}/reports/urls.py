@@ -1,8 +1,0 @@
-from django.urls import path
-
-from {{ cookiecutter.project_slug }}.reports.views import report_status_view
-
-app_name = "reports"
-urlpatterns = [
-    path("<str:day>/", report_status_view, name="status"),
-]

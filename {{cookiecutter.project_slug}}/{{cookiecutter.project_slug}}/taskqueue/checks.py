@@ -1,0 +1,245 @@
+"""System checks that keep the Celery settings consistent.
+
+Celery silently ignores a misspelt setting and happily combines settings that lose or
+duplicate tasks; these checks turn such mistakes into ``manage.py check`` errors, which CI,
+every deploy and every worker start run.
+"""
+
+import difflib
+from pathlib import Path
+
+from celery.app.defaults import DEFAULTS as CELERY_SETTING_NAMES
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue import process_definitions
+from {{ cookiecutter.project_slug }}.taskqueue.arguments import ArgumentSpec, UnresolvableAnnotationError
+from {{ cookiecutter.project_slug }}.taskqueue.sending import registered_task_names
+
+# kombu's Redis transport uses this when broker_transport_options has no visibility_timeout.
+KOMBU_DEFAULT_VISIBILITY_TIMEOUT = 3600
+JSON = "json"
+JSON_CONTENT_TYPES = {"json", "application/json"}
+
+
+def _visibility_timeout(options) -> int:
+    return int((options or {}).get("visibility_timeout", KOMBU_DEFAULT_VISIBILITY_TIMEOUT))
+
+
+def project_tasks() -> dict:
+    """Every task the project's apps define (Celery's own excluded), imported as a worker imports them."""
+    # Not via import_default_modules: the Django fixup runs these checks from inside it.
+    registered_task_names()
+    return {name: task for name, task in sorted(celery_app.tasks.items()) if not name.startswith("celery.")}
+
+
+def _hard_time_limits() -> dict[str, float | None]:
+    """The global hard time limit and every registered task's own, keyed by where each is set."""
+    limits: dict[str, float | None] = {"CELERY_TASK_TIME_LIMIT": celery_app.conf.task_time_limit}
+    for name, task in project_tasks().items():
+        if task.time_limit is not None:
+            limits[f"task {name}"] = task.time_limit
+    return limits
+
+
+@register(Tags.compatibility)
+def check_visibility_timeout(app_configs=None, **kwargs):
+    """Redis delivers again any message not acked within the visibility timeout, even one still running."""
+    errors = []
+    visibility = _visibility_timeout(celery_app.conf.broker_transport_options)
+    # A message with a countdown stays unacked until it is due, then for as long as it runs.
+    max_countdown = getattr(settings, "TASK_MAX_COUNTDOWN", 0)
+    for origin, limit in _hard_time_limits().items():
+        if limit is None:
+            errors.append(
+                Error(
+                    f"{origin} is not set, so a task may run longer than the broker visibility timeout "
+                    f"({visibility} s) and be delivered to a second worker while it still runs.",
+                    hint="Set CELERY_TASK_TIME_LIMIT (seconds) below the visibility timeout.",
+                    id="celery.E001",
+                )
+            )
+        elif limit + max_countdown >= visibility:
+            errors.append(
+                Error(
+                    f"{origin} ({limit} s) plus TASK_MAX_COUNTDOWN ({max_countdown} s) is not below the broker "
+                    f"visibility timeout ({visibility} s): a task sent with the longest countdown is still unacked "
+                    "when the timeout passes, is delivered again and runs twice.",
+                    hint="Raise CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'] above the hard limit plus "
+                    "TASK_MAX_COUNTDOWN, or lower one of them.",
+                    id="celery.E001",
+                )
+            )
+    if max_countdown >= visibility:
+        errors.append(
+            Error(
+                f"TASK_MAX_COUNTDOWN is {max_countdown} s but the broker visibility timeout is {visibility} s: "
+                "Redis would deliver a task with a longer countdown or ETA again and again before it is due.",
+                hint="Lower TASK_MAX_COUNTDOWN or raise the visibility timeout above it.",
+                id="celery.E002",
+            )
+        )
+    backend = str(celery_app.conf.result_backend or "")
+    if backend.startswith(("redis://", "rediss://")):
+        result_visibility = _visibility_timeout(celery_app.conf.result_backend_transport_options)
+        if result_visibility != visibility:
+            errors.append(
+                Error(
+                    f"The result backend visibility timeout ({result_visibility} s) differs from the broker's "
+                    f"({visibility} s).",
+                    hint="Set CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS to CELERY_BROKER_TRANSPORT_OPTIONS.",
+                    id="celery.E003",
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_late_ack_needs_reject_on_worker_lost(app_configs=None, **kwargs):
+    conf = celery_app.conf
+    if conf.task_acks_late and not conf.task_reject_on_worker_lost:
+        return [
+            Error(
+                "CELERY_TASK_ACKS_LATE is on but CELERY_TASK_REJECT_ON_WORKER_LOST is off: a task whose pool "
+                "process is killed (OOM, segfault) is acked and lost instead of delivered again.",
+                hint="Set CELERY_TASK_REJECT_ON_WORKER_LOST = True (tasks must be idempotent).",
+                id="celery.E004",
+            )
+        ]
+    return []
+
+
+@register(Tags.security)
+def check_json_only(app_configs=None, **kwargs):
+    conf = celery_app.conf
+    errors = []
+    for name in ("accept_content", "result_accept_content"):
+        unsafe = sorted(set(conf[name] or []) - JSON_CONTENT_TYPES)
+        if unsafe:
+            errors.append(
+                Error(
+                    f"CELERY_{name.upper()} accepts {', '.join(unsafe)}: only JSON is allowed, because pickle "
+                    "and friends let whoever can write to the broker run code in the worker.",
+                    hint=f'Set CELERY_{name.upper()} = ["json"].',
+                    id="celery.E005",
+                )
+            )
+    for name in ("task_serializer", "result_serializer"):
+        if conf[name] != JSON:
+            errors.append(
+                Error(
+                    f"CELERY_{name.upper()} is {conf[name]!r}; only 'json' is accepted by the workers.",
+                    hint=f'Set CELERY_{name.upper()} = "json" and pass IDs and plain values to tasks.',
+                    id="celery.E005",
+                )
+            )
+    return errors
+
+
+def routed_queues() -> dict[str, str]:
+    """Every queue a task can be sent to, with where it comes from."""
+    conf = celery_app.conf
+    queues = {conf.task_default_queue: "CELERY_TASK_DEFAULT_QUEUE"}
+    for queue in conf.task_queues or ():
+        queues.setdefault(queue.name, "CELERY_TASK_QUEUES")
+    queues.update(route_queues())
+    return queues
+
+
+def route_queues() -> dict[str, str]:
+    """The queue of every route in CELERY_TASK_ROUTES, with the route it comes from."""
+    queues = {}
+    routes = celery_app.conf.task_routes or {}
+    if isinstance(routes, dict):
+        for pattern, route in routes.items():
+            queue = route if isinstance(route, str) else route.get("queue")
+            if queue:
+                queues.setdefault(str(queue), f"CELERY_TASK_ROUTES[{pattern!r}]")
+    return queues
+
+
+@register(Tags.compatibility)
+def check_every_queue_has_a_worker(app_configs=None, **kwargs):
+    base_dir = Path(settings.BASE_DIR)
+    found = process_definitions.definitions(base_dir)
+    if process_definitions.PROCFILE not in found:
+        return [
+            Warning(
+                f"{base_dir / process_definitions.PROCFILE} not found, so no check that every queue has a worker.",
+                hint="Keep the Procfile next to manage.py: it is the list of processes to run.",
+                id="celery.W001",
+            )
+        ]
+    queues = routed_queues()
+    errors = []
+    for source, processes in found.items():
+        consumed = set().union(*process_definitions.consumers(processes, set(queues)).values())
+        errors.extend(
+            Error(
+                f"Queue {queue!r} (from {origin}) is not consumed by any worker in {source}: "
+                "tasks sent there would wait forever.",
+                hint=f"Add a worker for {queue!r} to {source} (-Q {queue}), or send the task to another queue.",
+                id="celery.E006",
+            )
+            for queue, origin in sorted(queues.items())
+            if queue not in consumed
+        )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_celery_setting_names(app_configs=None, **kwargs):
+    """Celery ignores unknown settings; a typo such as CELERY_TASK_ACK_LATE would silently do nothing."""
+    errors = []
+    for name in dir(settings):
+        if not name.startswith("CELERY_"):
+            continue
+        key = name.removeprefix("CELERY_").lower()
+        if key in CELERY_SETTING_NAMES:
+            continue
+        close = difflib.get_close_matches(key, CELERY_SETTING_NAMES, n=1)
+        errors.append(
+            Error(
+                f"{name} is not a Celery setting, so Celery ignores it.",
+                hint=f"Did you mean CELERY_{close[0].upper()}?" if close else "See the Celery configuration docs.",
+                id="celery.E007",
+            )
+        )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_task_annotations_resolve(app_configs=None, **kwargs):
+    """A task's argument check reads its annotations; one that names an unimportable type disables it."""
+    errors = []
+    for name, task in project_tasks().items():
+        try:
+            ArgumentSpec.of(task.run)
+        except UnresolvableAnnotationError as exc:
+            errors.append(
+                Error(
+                    f"Task {name}: its annotations cannot be resolved at run time ({exc}), so its arguments "
+                    "are not type-checked.",
+                    hint="Import the annotated types at module level (not under TYPE_CHECKING), or annotate "
+                    "the arguments with the JSON types the message carries (int, str, list, dict...).",
+                    id="celery.E008",
+                )
+            )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_routed_queues_are_declared(app_configs=None, **kwargs):
+    """With task_create_missing_queues off, a task routed to an undeclared queue fails at every send."""
+    known = {queue.name for queue in celery_app.conf.task_queues or ()}
+    return [
+        Error(
+            f"{origin} sends tasks to queue {queue!r}, which CELERY_TASK_QUEUES does not declare: "
+            "every send of those tasks fails (QueueNotFound).",
+            hint=f"Add Queue({queue!r}) to CELERY_TASK_QUEUES (and a worker for it), or fix the route.",
+            id="celery.E009",
+        )
+        for queue, origin in sorted(route_queues().items())
+        if queue not in known
+    ]

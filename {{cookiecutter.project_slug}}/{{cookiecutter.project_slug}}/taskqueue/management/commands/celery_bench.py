@@ -1,0 +1,112 @@
+"""`python manage.py celery_bench`: how fast are this project's workers, and what do its safe settings cost?
+
+The benchmark itself lives in tools/bench/, a development tool the production image leaves out.
+"""
+
+import json
+
+import redis
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from config.celery_app import app as celery_app
+
+try:
+    from tools.bench.errors import BenchmarkError
+    from tools.bench.machine import describe_machine
+    from tools.bench.report import markdown_table, ratios
+    from tools.bench.reporting import redis_client
+    from tools.bench.runner import run_benchmark
+    from tools.bench.scratch_redis import DEFAULT_DATABASE, claim, with_database
+    from tools.bench.workloads import FULL, QUICK
+    from tools.redis_server import RedisServer
+except ImportError:  # the production image leaves tools/ out (.dockerignore)
+    TOOLS_INSTALLED = False
+    DEFAULT_DATABASE = 15
+else:
+    TOOLS_INSTALLED = True
+
+
+class Command(BaseCommand):
+    help = (
+        "Start the Procfile's workers against a scratch Redis database, run five workloads "
+        "(no-op throughput, I/O sleeps, CPU tasks, enqueue latency, end-to-end latency) and print the figures. "
+        "docs/performance.md quotes them."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--compare-defaults",
+            action="store_true",
+            help="Also run with Celery's default delivery settings (early ack, prefetch 4) and print the ratios.",
+        )
+        parser.add_argument("--quick", action="store_true", help="A few tasks per workload: checks, not figures.")
+        parser.add_argument("--json", action="store_true", help="Print the figures as JSON instead of a table.")
+        parser.add_argument(
+            "--rounds",
+            type=int,
+            help="Runs of each configuration, alternated; figures are medians (default 3, 1 with --quick).",
+        )
+        parser.add_argument(
+            "--redis-db",
+            type=int,
+            default=DEFAULT_DATABASE,
+            help=f"Database number on REDIS_URL's server to run in (default {DEFAULT_DATABASE}); it must be empty.",
+        )
+        parser.add_argument("--yes", action="store_true", help="Flush the --redis-db database even if it holds keys.")
+        parser.add_argument(
+            "--start-redis",
+            action="store_true",
+            help="Start a redis-server of its own (AOF on, as in the compose files) instead of using REDIS_URL.",
+        )
+
+    last_milestone: tuple[str, bool] | None = None
+
+    def handle(self, *args, **options):
+        if not TOOLS_INSTALLED:
+            raise CommandError(
+                "The benchmark is a development tool in tools/bench/, which this installation does not have "
+                "(the production image leaves it out): run it from a checkout of the project."
+            )
+        rounds = options["rounds"] if options["rounds"] is not None else (1 if options["quick"] else 3)
+        if rounds < 1:
+            raise CommandError("--rounds must be 1 or more.")
+        try:
+            server = RedisServer().start() if options["start_redis"] else None
+        except RuntimeError as error:  # no redis-server installed, or it did not start
+            raise CommandError(str(error)) from error
+        try:
+            base_url = server.url if server else settings.REDIS_URL
+            redis_url = with_database(base_url, 0 if server else options["redis_db"])
+            client = redis_client(redis_url)
+            claim(client, flush=options["yes"])
+            result = {"machine": describe_machine(client)}
+            result["runs"] = run_benchmark(
+                celery_app,
+                redis_url,
+                settings.SETTINGS_MODULE,
+                QUICK if options["quick"] else FULL,
+                self.show_progress,
+                compare_defaults=options["compare_defaults"],
+                rounds=rounds,
+            )
+        except BenchmarkError as error:
+            raise CommandError(str(error)) from error
+        except redis.ConnectionError as error:
+            raise CommandError(f"Cannot reach Redis ({error}): start it, or pass --start-redis.") from error
+        finally:
+            if server is not None:
+                server.stop(remove_data=True)
+        if options["compare_defaults"]:
+            result["ratios"] = ratios(result["runs"])
+        self.stdout.write(json.dumps(result, indent=2) if options["json"] else markdown_table(result))
+
+    def show_progress(self, label: str, done: int, total: int) -> None:
+        """Rewrite one line per workload in place on a terminal; elsewhere, print when it starts and ends."""
+        milestone = (label, done >= total)
+        if self.stderr.isatty():
+            ending = "\n" if done >= total else ""
+            self.stderr.write(f"\r{label}: {done}/{total}", ending=ending)
+        elif milestone != self.last_milestone:
+            self.stderr.write(f"{label}: {done}/{total}")
+        self.last_milestone = milestone
