@@ -20,7 +20,7 @@ OPTION_PATHS = {
     "examples": [f"{SLUG}/examples", "tests/examples"],
     "flower": ["compose/start-flower", "compose/healthcheck-flower"],
     "github": [".github"],
-    "gitlab": [".gitlab-ci.yml"],
+    "gitlab": [".gitlab-ci.yml", "renovate.json"],
     "django-db": [f"{SLUG}/taskqueue/patches/django_celery_results.py", "tests/taskqueue/test_result_backend.py"],
 }
 
