@@ -62,6 +62,15 @@ def test_every_action_is_pinned_to_a_commit_sha_with_its_version_in_a_comment(ow
 
 
 @pytest.mark.parametrize("owner", ["template", "generated"])
+def test_workflow_token_can_read_the_code_and_nothing_else(owner, bake_once):
+    root = TEMPLATE_DIR if owner == "template" else github_project(bake_once)
+    workflow = yaml.safe_load((root / WORKFLOW).read_text())
+    assert workflow["permissions"] == {}
+    for name, job in workflow["jobs"].items():
+        assert job["permissions"] == {"contents": "read"}, name
+
+
+@pytest.mark.parametrize("owner", ["template", "generated"])
 def test_workflow_matches_the_github_workflow_schema(owner, bake_once):
     root = TEMPLATE_DIR if owner == "template" else github_project(bake_once)
     run_in(root, linter("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", WORKFLOW)
