@@ -68,6 +68,14 @@ def test_a_consumer_of_several_queues_says_the_claim_is_off_and_why():
         channel.close()
 
 
+def test_a_global_key_prefix_turns_the_claim_off_and_says_so(redis_url):
+    with celery_app.connection_for_read(redis_url, transport_options={"global_keyprefix": "shared:"}) as connection:
+        channel = connection.channel()
+        Consumer(channel, queues=[celery_app.amqp.queues["default"]], no_ack=False).consume()
+        assert channel.atomic_claim_off_because() == "global_keyprefix is set"
+        channel.close()
+
+
 def test_a_worker_consuming_one_queue_takes_its_messages_atomically():
     with celery_app.connection_for_read() as connection:
         channel = connection.channel()
