@@ -203,7 +203,7 @@ def shutdown_window() -> tuple[float, str]:
 
     Warm shutdown: the soft-shutdown window, then the running tasks finish, each within the hard time
     limit. A task with its own longer time_limit needs a longer grace on the worker that runs it
-    (deploy/kubernetes/base/workers.yaml does so for reports.archive_export).
+    (the Kubernetes Deployment of the default queue does so for the examples).
     """
     soft = float(celery_app.conf.get("worker_soft_shutdown_timeout") or 0)
     hard = float(celery_app.conf.task_time_limit or 0)
