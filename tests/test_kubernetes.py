@@ -24,6 +24,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from bakery import run_cookiecutter
 
 KUBERNETES_VERSION = "1.33.0"
 OVERLAY = "deploy/kubernetes/overlays/production"
@@ -194,6 +195,14 @@ def _containers(documents: list[dict]) -> list[dict]:
 
 def _by_kind(documents: list[dict], kind: str) -> dict[str, dict]:
     return {document["metadata"]["name"]: document for document in documents if document["kind"] == kind}
+
+
+def test_a_use_kubernetes_answer_other_than_y_or_n_is_refused_before_anything_is_written(tmp_path):
+    result = run_cookiecutter(tmp_path, use_kubernetes="yes")
+    assert result.returncode != 0
+    assert "use_kubernetes: 'yes'" in result.stderr
+    assert "not one of y, n" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_without_the_option_there_are_no_manifests(bake_once):
