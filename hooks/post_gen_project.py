@@ -19,7 +19,7 @@ RESULT_BACKEND = "{{ cookiecutter.result_backend }}"
 # Files and folders that belong to one option, removed when the option is not chosen.
 OPTION_PATHS = {
     "examples": [f"{SLUG}/examples", "tests/examples"],
-    "flower": ["compose/start-flower", "compose/healthcheck-flower"],
+    "flower": ["compose/start-flower", "compose/healthcheck-flower", "deploy/kubernetes/base/flower.yaml"],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml"],
     "kubernetes": ["deploy", "docs/deploy-kubernetes.md", "tests/test_kubernetes_manifests.py"],
