@@ -11,6 +11,7 @@ SLUG = "{{ cookiecutter.project_slug }}"
 DOMAIN = "{{ cookiecutter.domain_name }}"
 INCLUDE_EXAMPLES = "{{ cookiecutter.include_examples }}" == "y"
 USE_FLOWER = "{{ cookiecutter.use_flower }}" == "y"
+USE_KUBERNETES = "{{ cookiecutter.use_kubernetes }}" == "y"
 USE_SENTRY = "{{ cookiecutter.use_sentry }}" == "y"
 CI_TOOL = "{{ cookiecutter.ci_tool }}"
 RESULT_BACKEND = "{{ cookiecutter.result_backend }}"
@@ -18,9 +19,10 @@ RESULT_BACKEND = "{{ cookiecutter.result_backend }}"
 # Files and folders that belong to one option, removed when the option is not chosen.
 OPTION_PATHS = {
     "examples": [f"{SLUG}/examples", "tests/examples"],
-    "flower": ["compose/start-flower", "compose/healthcheck-flower"],
+    "flower": ["compose/start-flower", "compose/healthcheck-flower", "deploy/kubernetes/base/flower.yaml"],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml", "renovate.json"],
+    "kubernetes": ["deploy", "docs/deploy-kubernetes.md", "tests/test_kubernetes_manifests.py"],
     "django-db": [f"{SLUG}/taskqueue/patches/django_celery_results.py", "tests/taskqueue/test_result_backend.py"],
 }
 
@@ -105,6 +107,7 @@ def remove_unchosen_options(root: Path) -> None:
     unchosen = {
         "examples": not INCLUDE_EXAMPLES,
         "flower": not USE_FLOWER,
+        "kubernetes": not USE_KUBERNETES,
         "github": CI_TOOL != "github",
         "gitlab": CI_TOOL != "gitlab",
         "django-db": RESULT_BACKEND != "django-db",

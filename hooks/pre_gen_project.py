@@ -20,6 +20,7 @@ ANSWERS = {
     "include_examples": """{{ cookiecutter.include_examples }}""",
     "use_flower": """{{ cookiecutter.use_flower }}""",
     "use_sentry": """{{ cookiecutter.use_sentry }}""",
+    "use_kubernetes": """{{ cookiecutter.use_kubernetes }}""",
 }
 
 # Names the generated project imports or creates: a slug equal to one of them would shadow it.
@@ -37,6 +38,7 @@ CHOICES = {
     "include_examples": ("y", "n"),
     "use_flower": ("y", "n"),
     "use_sentry": ("y", "n"),
+    "use_kubernetes": ("y", "n"),
 }
 
 

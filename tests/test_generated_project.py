@@ -17,6 +17,7 @@ COMBINATIONS = {
     "result_backend-none": {"result_backend": "none"},
     "use_flower-n": {"use_flower": "n"},
     "use_sentry-y": {"use_sentry": "y"},
+    "use_kubernetes-y": {"use_kubernetes": "y"},
     "ci_tool-gitlab": {"ci_tool": "gitlab"},
     "ci_tool-none": {"ci_tool": "none"},
     "all-off": {

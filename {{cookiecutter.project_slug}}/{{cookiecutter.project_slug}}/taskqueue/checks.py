@@ -171,6 +171,16 @@ def check_every_queue_has_a_worker(app_configs=None, **kwargs):
                 id="celery.W001",
             )
         ]
+    return _queues_without_a_worker(found)
+
+
+@register(Tags.compatibility)
+def check_every_queue_has_a_kubernetes_worker(app_configs=None, **kwargs):
+    """celery.E006 for the Deployments under deploy/kubernetes/, when the project has them."""
+    return _queues_without_a_worker(process_definitions.kubernetes_definitions(Path(settings.BASE_DIR)))
+
+
+def _queues_without_a_worker(found: dict[str, list]) -> list[Error]:
     queues = routed_queues()
     errors = []
     for source, processes in found.items():
@@ -184,6 +194,42 @@ def check_every_queue_has_a_worker(app_configs=None, **kwargs):
             )
             for queue, origin in sorted(queues.items())
             if queue not in consumed
+        )
+    return errors
+
+
+def shutdown_window() -> tuple[float, str]:
+    """Seconds a worker may need between SIGTERM and its last task's end, with the settings it comes from.
+
+    Warm shutdown: the soft-shutdown window, then the running tasks finish, each within the hard time
+    limit. A task with its own longer time_limit needs a longer grace on the worker that runs it
+    (the Kubernetes Deployment of the default queue does so for the examples).
+    """
+    soft = float(celery_app.conf.get("worker_soft_shutdown_timeout") or 0)
+    hard = float(celery_app.conf.task_time_limit or 0)
+    return soft + hard, f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s + CELERY_TASK_TIME_LIMIT {hard:g} s"
+
+
+@register(Tags.compatibility)
+def check_worker_grace_period(app_configs=None, **kwargs):
+    """A worker killed before its running tasks end loses their progress and runs them again."""
+    base_dir = Path(settings.BASE_DIR)
+    found = process_definitions.definitions(base_dir) | process_definitions.kubernetes_definitions(base_dir)
+    needed, origin = shutdown_window()
+    queues = set(routed_queues())
+    errors = []
+    for source, processes in found.items():
+        workers = process_definitions.consumers(processes, queues)
+        errors.extend(
+            Error(
+                f"Worker {process.name!r} in {source} is killed {process.grace_seconds:g} s after SIGTERM, "
+                f"but its running tasks may need {needed:g} s ({origin}): they would be cut off and run again.",
+                hint="Raise stop_grace_period (compose) or terminationGracePeriodSeconds (Kubernetes) "
+                f"to at least {needed:g} s.",
+                id="celery.E010",
+            )
+            for process in processes
+            if process.name in workers and process.grace_seconds is not None and process.grace_seconds < needed
         )
     return errors
 

@@ -1,10 +1,13 @@
 """The project's process definitions, read the way they run: which process runs which command.
 
 The Procfile is the list of processes (``make dev`` runs it); each compose service runs a
-``compose/start-*`` script that execs the same command. The system checks read both to find
-a queue that no worker consumes, and the tests read them to keep them identical.
+``compose/start-*`` script that execs the same command, and so does each Kubernetes Deployment
+under ``deploy/kubernetes/`` when the project has it. The system checks read them all to find
+a queue that no worker consumes or a worker stopped before its tasks can finish, and the tests
+read them to keep them identical.
 """
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +16,12 @@ import yaml
 
 PROCFILE = "Procfile"
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.production.yml")
+KUBERNETES_DIR = "deploy/kubernetes"
+# What Docker and Kubernetes wait between SIGTERM and SIGKILL when the definition does not say.
+COMPOSE_DEFAULT_GRACE = 10.0
+KUBERNETES_DEFAULT_GRACE = 30.0
+DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
+DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -20,6 +29,7 @@ class Process:
     source: str  # the file that defines it: Procfile, docker-compose.yml, ...
     name: str  # the Procfile process or compose service
     command: str  # the command line it runs, after following a start script to its exec line
+    grace_seconds: float | None = None  # SIGTERM to SIGKILL when stopped; None where nothing enforces one
 
 
 def procfile_commands(procfile: Path) -> dict[str, str]:
@@ -41,6 +51,24 @@ def script_command(script: Path) -> str:
     return last.removeprefix("exec ")
 
 
+def followed_command(base_dir: Path, argv: list[str]) -> str:
+    """The command line an argv runs: a lone start script followed to its exec line."""
+    script = base_dir / argv[0]
+    if script.is_file() and len(argv) == 1:
+        return script_command(script)
+    return shlex.join(argv)
+
+
+def compose_duration(value) -> float:
+    """Seconds in a compose duration such as ``390s`` or ``1m30s`` (a bare number is seconds)."""
+    if isinstance(value, int | float):
+        return float(value)
+    parts = DURATION.findall(str(value))
+    if not parts or "".join(number + unit for number, unit in parts) != str(value).strip():
+        raise ValueError(f"not a compose duration: {value!r}")
+    return sum(float(number) * DURATION_UNITS[unit] for number, unit in parts)
+
+
 def compose_processes(base_dir: Path, compose_file: str) -> list[Process]:
     """Every service of a compose file with the command it runs (a start script followed to its exec line)."""
     services = (yaml.safe_load((base_dir / compose_file).read_text()) or {}).get("services") or {}
@@ -50,11 +78,25 @@ def compose_processes(base_dir: Path, compose_file: str) -> list[Process]:
         if not command:
             continue
         argv = shlex.split(command) if isinstance(command, str) else [str(arg) for arg in command]
-        script = base_dir / argv[0]
-        if script.is_file() and len(argv) == 1:
-            processes.append(Process(compose_file, name, script_command(script)))
-        else:
-            processes.append(Process(compose_file, name, shlex.join(argv)))
+        grace = compose_duration(service.get("stop_grace_period", COMPOSE_DEFAULT_GRACE))
+        processes.append(Process(compose_file, name, followed_command(base_dir, argv), grace))
+    return processes
+
+
+def kubernetes_processes(base_dir: Path) -> list[Process]:
+    """Every container of every Deployment in the manifests under deploy/kubernetes/, with its command."""
+    processes = []
+    for manifest in sorted((base_dir / KUBERNETES_DIR).rglob("*.yaml")):
+        for document in yaml.safe_load_all(manifest.read_text()):
+            if not isinstance(document, dict) or document.get("kind") != "Deployment":
+                continue
+            pod = ((document.get("spec") or {}).get("template") or {}).get("spec") or {}
+            grace = float(pod.get("terminationGracePeriodSeconds", KUBERNETES_DEFAULT_GRACE))
+            for container in pod.get("containers") or ():
+                argv = [str(arg) for arg in (container.get("command") or []) + (container.get("args") or [])]
+                if argv:  # a patch without a command changes something else
+                    name = document["metadata"]["name"]
+                    processes.append(Process(KUBERNETES_DIR, name, followed_command(base_dir, argv), grace))
     return processes
 
 
@@ -68,6 +110,13 @@ def definitions(base_dir: Path) -> dict[str, list[Process]]:
         if (base_dir / compose_file).is_file():
             found[compose_file] = compose_processes(base_dir, compose_file)
     return found
+
+
+def kubernetes_definitions(base_dir: Path) -> dict[str, list[Process]]:
+    """The Kubernetes Deployments, when the project has deploy/kubernetes/ (use_kubernetes)."""
+    if not (base_dir / KUBERNETES_DIR).is_dir():
+        return {}
+    return {KUBERNETES_DIR: kubernetes_processes(base_dir)}
 
 
 def worker_queues(command: str, declared: set[str]) -> set[str] | None:

@@ -1,0 +1,356 @@
+"""use_kubernetes=y: the Kustomize overlay renders, validates against the API schemas, and keeps the practices.
+
+Kubernetes objects are validated with kubernetes-validate (PyPI, pinned in pyproject.toml) against the
+strict JSON schemas it ships for KUBERNETES_VERSION. KEDA's ScaledObject and TriggerAuthentication
+are validated against KEDA_SCHEMAS below: written here from KEDA 2.16's documented spec
+(keda.sh/docs/2.16: "ScaledObject specification", "Redis Lists" scaler, "Authentication"), limited to
+the fields the manifests use and refusing any other; KEDA's own CRD is not vendored or fetched.
+
+The overlay is built with `kubectl kustomize` when kubectl is on PATH (this machine: v1.32, Kustomize
+v5.5.0). Without it, `assemble` applies the few Kustomize features the overlay uses (resources,
+namespace, labels, images, strategic-merge patches of maps); where kubectl exists, a test holds the
+two outputs equal, so the fallback cannot drift from the real build.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from bakery import run_cookiecutter
+
+KUBERNETES_VERSION = "1.33.0"
+OVERLAY = "deploy/kubernetes/overlays/production"
+WORKERS = {"worker": "default", "worker-io": "io", "worker-cpu": "cpu"}
+CLUSTER_SCOPED = {"Namespace"}
+PINNED_UPSTREAM = re.compile(r"^[\w./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$|^[\w./-]+:(?!latest$)[\w.-]+$")
+
+_STRING = {"type": "string"}
+_INT = {"type": "integer", "minimum": 0}
+REDIS_TRIGGER_FIELDS = ("address", "databaseIndex", "listName", "listLength", "activationListLength")
+KEDA_SCHEMAS = {
+    "ScaledObject": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "keda.sh/v1alpha1"},
+            "kind": {"const": "ScaledObject"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "required": ["scaleTargetRef", "triggers"],
+                "additionalProperties": False,
+                "properties": {
+                    "scaleTargetRef": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {"name": _STRING, "kind": _STRING, "apiVersion": _STRING},
+                    },
+                    "pollingInterval": _INT,
+                    "cooldownPeriod": _INT,
+                    "minReplicaCount": _INT,
+                    "maxReplicaCount": _INT,
+                    "triggers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "metadata"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "type": {"const": "redis"},
+                                "metadata": {
+                                    "type": "object",
+                                    "required": ["address", "listName", "listLength"],
+                                    "additionalProperties": False,
+                                    # KEDA reads trigger metadata as strings.
+                                    "properties": dict.fromkeys(REDIS_TRIGGER_FIELDS, _STRING),
+                                },
+                                "authenticationRef": {
+                                    "type": "object",
+                                    "required": ["name"],
+                                    "additionalProperties": False,
+                                    "properties": {"name": _STRING},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "TriggerAuthentication": {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "keda.sh/v1alpha1"},
+            "kind": {"const": "TriggerAuthentication"},
+            "metadata": {"type": "object"},
+            "spec": {
+                "type": "object",
+                "required": ["secretTargetRef"],
+                "additionalProperties": False,
+                "properties": {
+                    "secretTargetRef": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["parameter", "name", "key"],
+                            "additionalProperties": False,
+                            "properties": {"parameter": _STRING, "name": _STRING, "key": _STRING},
+                        },
+                    }
+                },
+            },
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def project(bake_once) -> Path:
+    return bake_once("use_kubernetes-y", use_kubernetes="y")
+
+
+@pytest.fixture(scope="module")
+def rendered(project) -> list[dict]:
+    if shutil.which("kubectl"):
+        return kubectl_kustomize(project / OVERLAY)
+    return assemble(project / OVERLAY)
+
+
+def kubectl_kustomize(directory: Path) -> list[dict]:
+    output = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    return [document for document in yaml.safe_load_all(output) if document]
+
+
+def _merge(base: dict, patch: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def assemble(directory: Path) -> list[dict]:
+    """The Kustomize features the overlay and base use, applied as `kustomize build` applies them."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    documents: list[dict] = []
+    for resource in kustomization.get("resources", []):
+        path = directory / resource
+        if path.is_dir():
+            documents.extend(assemble(path))
+        else:
+            documents.extend(document for document in yaml.safe_load_all(path.read_text()) if document)
+    for patch in kustomization.get("patches", []):
+        for change in yaml.safe_load_all((directory / patch["path"]).read_text()):
+            for index, document in enumerate(documents):
+                same = (document["kind"], document["metadata"]["name"]) == (change["kind"], change["metadata"]["name"])
+                if same:
+                    documents[index] = _merge(document, change)
+    for label in kustomization.get("labels", []):
+        for document in documents:
+            document["metadata"].setdefault("labels", {}).update(label["pairs"])
+    if "namespace" in kustomization:
+        for document in documents:
+            if document["kind"] not in CLUSTER_SCOPED:
+                document["metadata"]["namespace"] = kustomization["namespace"]
+    images = {image["name"]: image for image in kustomization.get("images", [])}
+    for container in _containers(documents):
+        image = images.get(container["image"])
+        if image:
+            container["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
+    return documents
+
+
+def _pod_specs(documents: list[dict]) -> list[tuple[str, dict]]:
+    return [
+        (document["metadata"]["name"], document["spec"]["template"]["spec"])
+        for document in documents
+        if document["kind"] in ("Deployment", "Job")
+    ]
+
+
+def _containers(documents: list[dict]) -> list[dict]:
+    return [
+        container
+        for _, pod in _pod_specs(documents)
+        for container in pod.get("initContainers", []) + pod["containers"]
+    ]
+
+
+def _by_kind(documents: list[dict], kind: str) -> dict[str, dict]:
+    return {document["metadata"]["name"]: document for document in documents if document["kind"] == kind}
+
+
+def test_a_use_kubernetes_answer_other_than_y_or_n_is_refused_before_anything_is_written(tmp_path):
+    result = run_cookiecutter(tmp_path, use_kubernetes="yes")
+    assert result.returncode != 0
+    assert "use_kubernetes: 'yes'" in result.stderr
+    assert "not one of y, n" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_the_option_there_are_no_manifests(bake_once):
+    project = bake_once("defaults")
+    assert not (project / "deploy").exists()
+    assert not (project / "docs/deploy-kubernetes.md").exists()
+    assert not (project / "tests/test_kubernetes_manifests.py").exists()
+
+
+def test_the_overlay_renders_every_manifest(rendered, project):
+    kinds = sorted({document["kind"] for document in rendered})
+    assert kinds == sorted(
+        [
+            "ConfigMap", "Deployment", "Job", "Namespace", "NetworkPolicy", "PodDisruptionBudget",
+            "ScaledObject", "Service", "TriggerAuthentication",
+        ]
+    )  # fmt: skip
+    assert set(_by_kind(rendered, "Deployment")) == {"web", "beat", "flower", *WORKERS}
+    slug = project.name.replace("_", "-")
+    assert {document["metadata"].get("namespace") for document in rendered if document["kind"] != "Namespace"} == {
+        slug
+    }
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl absent: only the fallback assembly runs")
+def test_the_fallback_assembly_equals_kubectl_kustomize(project, rendered):
+    def key(document):
+        return (document["kind"], document["metadata"]["name"])
+
+    assert sorted(assemble(project / OVERLAY), key=key) == sorted(rendered, key=key)
+
+
+def test_every_kubernetes_object_validates_against_the_api_schemas(rendered):
+    for document in rendered:
+        if document["apiVersion"].startswith("keda.sh/"):
+            continue
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_keda_object_validates_against_the_keda_spec(rendered):
+    keda = [document for document in rendered if document["apiVersion"].startswith("keda.sh/")]
+    assert {document["kind"] for document in keda} == set(KEDA_SCHEMAS)
+    for document in keda:
+        jsonschema.validate(document, KEDA_SCHEMAS[document["kind"]])
+
+
+def test_a_keda_field_outside_the_spec_is_refused(rendered):
+    scaled = copy.deepcopy(next(iter(_by_kind(rendered, "ScaledObject").values())))
+    scaled["spec"]["minReplicas"] = 1  # the HPA's name, not KEDA's minReplicaCount
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(scaled, KEDA_SCHEMAS["ScaledObject"])
+
+
+def test_every_declared_queue_has_exactly_one_autoscaled_worker_deployment(rendered, project):
+    settings = (project / "config/settings/base.py").read_text()
+    declared = re.findall(r'Queue\("(\w+)"\)', settings.split("CELERY_TASK_QUEUES", 1)[1].split(")\n", 1)[0] + ")")
+    assert sorted(declared) == sorted(WORKERS.values())
+    deployments = _by_kind(rendered, "Deployment")
+    consumers = {}
+    for name, deployment in deployments.items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            script = project / container["command"][0]
+            queues = re.findall(r"\s-Q\s+(\S+)", script.read_text()) if script.is_file() else []
+            for queue in queues:
+                consumers.setdefault(queue, []).append(name)
+    assert consumers == {queue: [name] for name, queue in WORKERS.items()}
+    scaled = _by_kind(rendered, "ScaledObject")
+    assert {name: so["spec"]["triggers"][0]["metadata"]["listName"] for name, so in scaled.items()} == WORKERS
+    for name in WORKERS:
+        assert scaled[name]["spec"]["scaleTargetRef"]["name"] == name
+        assert "replicas" not in deployments[name]["spec"], "the ScaledObject owns the replica count"
+    assert scaled["worker-cpu"]["spec"]["minReplicaCount"] == 0
+
+
+def test_no_container_runs_as_root(rendered):
+    for name, pod in _pod_specs(rendered):
+        context = pod["securityContext"]
+        assert context["runAsNonRoot"] is True, name
+        assert context["runAsUser"] != 0, name
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            own = container["securityContext"]
+            assert own.get("runAsUser", context["runAsUser"]) != 0, (name, container["name"])
+            assert own["allowPrivilegeEscalation"] is False, (name, container["name"])
+            assert own["capabilities"]["drop"] == ["ALL"], (name, container["name"])
+
+
+def test_every_image_is_the_projects_or_a_pinned_upstream_one(rendered, project):
+    overlay = yaml.safe_load((project / OVERLAY / "kustomization.yaml").read_text())
+    (image,) = overlay["images"]
+    ours = f"{image['newName']}:{image['newTag']}"
+    for container in _containers(rendered):
+        assert container["image"] == ours or PINNED_UPSTREAM.match(container["image"]), container["image"]
+
+
+def test_every_container_has_requests_and_limits(rendered):
+    for container in _containers(rendered):
+        assert set(container["resources"]["requests"]) == {"cpu", "memory"}, container["name"]
+        assert set(container["resources"]["limits"]) == {"cpu", "memory"}, container["name"]
+
+
+def test_probes_beat_and_grace_periods(rendered):
+    deployments = _by_kind(rendered, "Deployment")
+    web = deployments["web"]["spec"]["template"]["spec"]["containers"][0]
+    assert web["readinessProbe"]["exec"]["command"] == ["compose/healthcheck-web"]  # /healthz/: database, Redis
+    assert "tcpSocket" in web["livenessProbe"], "a database blip must not restart every web pod"
+    beat = deployments["beat"]["spec"]
+    assert beat["replicas"] == 1
+    assert beat["strategy"] == {"type": "Recreate"}
+    for name, queue in WORKERS.items():
+        pod = deployments[name]["spec"]["template"]["spec"]
+        assert pod["containers"][0]["livenessProbe"]["exec"]["command"] == ["deploy/kubernetes/worker-alive", queue]
+        assert pod["terminationGracePeriodSeconds"] >= 360 + 30, name
+
+
+def test_web_and_workers_wait_for_the_migrate_job(rendered):
+    job = _by_kind(rendered, "Job")["migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["compose/migrate"]
+    for name in ("web", "beat", *WORKERS):
+        pod = _by_kind(rendered, "Deployment")[name]["spec"]["template"]["spec"]
+        assert "migrate --check" in " ".join(pod["initContainers"][0]["command"]), name
+
+
+def test_every_env_file_variable_reaches_the_pods_from_the_secret(rendered, project):
+    env_keys = {line.split("=", 1)[0] for line in (project / ".envs/.production/.django").read_text().splitlines()}
+    assert {"FLOWER_USER", "FLOWER_PASSWORD", "DJANGO_SECRET_KEY", "DATABASE_URL"} <= env_keys
+    for name, pod in _pod_specs(rendered):
+        for container in pod["containers"]:
+            sources = [source.get("secretRef", {}).get("name") for source in container["envFrom"]]
+            assert "django-env" in sources, (name, container["name"])
+    flower = _by_kind(rendered, "Deployment")["flower"]["spec"]["template"]["spec"]["containers"][0]
+    assert {env["name"]: env["valueFrom"]["secretKeyRef"]["key"] for env in flower["env"]} == {
+        "FLOWER_USER": "FLOWER_USER",
+        "FLOWER_PASSWORD": "FLOWER_PASSWORD",
+    }
+    (auth,) = _by_kind(rendered, "TriggerAuthentication").values()
+    (redis_env,) = (project / ".envs/.production/.redis").read_text().splitlines()
+    assert auth["spec"]["secretTargetRef"][0]["key"] == redis_env.split("=", 1)[0]
+
+
+def test_every_worker_and_web_has_a_disruption_budget(rendered):
+    budgets = _by_kind(rendered, "PodDisruptionBudget")
+    assert set(budgets) == {"web", *WORKERS}
+    for name, budget in budgets.items():
+        assert budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == name
+
+
+def test_only_the_projects_pods_reach_the_datastores(rendered, project):
+    policy = _by_kind(rendered, "NetworkPolicy")["datastores-from-project-only"]
+    project_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": project.name.replace("_", "-")}}}
+    assert project_pods in policy["spec"]["ingress"][0]["from"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]

@@ -1,0 +1,142 @@
+"""The Kubernetes Deployments run the Procfile's processes, and the checks read them (docs/deploy-kubernetes.md).
+
+Rendering and schema validation are the template's tests (kubectl kustomize, kubernetes-validate);
+these keep the manifests and the Celery configuration in step whenever either changes.
+"""
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue import checks, process_definitions
+from tools.procfile import PROJECT_DIR
+
+BASE = PROJECT_DIR / "deploy/kubernetes/base"
+WORKER_ALIVE = PROJECT_DIR / "deploy/kubernetes/worker-alive"
+
+
+def _ids(messages):
+    return [message.id for message in messages]
+
+
+def _deployments(directory: Path = BASE) -> dict[str, dict]:
+    found = {}
+    for manifest in sorted(directory.glob("*.yaml")):
+        for document in yaml.safe_load_all(manifest.read_text()):
+            if document and document.get("kind") == "Deployment":
+                found[document["metadata"]["name"]] = document
+    return found
+
+
+@pytest.fixture
+def project_copy(settings, tmp_path):
+    """A copy of the process definitions, the checks reading it instead of the project."""
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR / "compose", project / "compose")
+    shutil.copytree(PROJECT_DIR / "deploy", project / "deploy")
+    for name in ("Procfile", *process_definitions.COMPOSE_FILES):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    settings.BASE_DIR = project
+    return project
+
+
+def test_every_deployment_runs_its_procfile_process():
+    procfile = process_definitions.procfile_commands(PROJECT_DIR / "Procfile")
+    processes = process_definitions.kubernetes_definitions(PROJECT_DIR)[process_definitions.KUBERNETES_DIR]
+    assert {process.name: process.command for process in processes} == procfile
+
+
+def test_every_declared_queue_has_exactly_one_worker_deployment():
+    declared = {queue.name for queue in celery_app.conf.task_queues}
+    processes = process_definitions.kubernetes_processes(PROJECT_DIR)
+    consumers = process_definitions.consumers(processes, declared)
+    for queue in declared:
+        assert [name for name, queues in consumers.items() if queue in queues] != [], queue
+        assert len([name for name, queues in consumers.items() if queue in queues]) == 1, queue
+
+
+def test_a_queue_without_a_worker_deployment_is_an_error(project_copy):
+    workers = project_copy / "deploy/kubernetes/base/workers.yaml"
+    workers.write_text(workers.read_text().replace('command: ["compose/start-worker-cpu"]', 'command: ["sleep", "1"]'))
+    (message,) = checks.check_every_queue_has_a_kubernetes_worker()
+    assert message.id == "celery.E006"
+    assert "Queue 'cpu'" in message.msg
+    assert "in deploy/kubernetes" in message.msg
+
+
+def test_without_deploy_kubernetes_the_kubernetes_check_has_nothing_to_read(project_copy):
+    shutil.rmtree(project_copy / "deploy")
+    assert checks.check_every_queue_has_a_kubernetes_worker() == []
+
+
+def test_every_worker_grace_period_covers_the_shutdown_window():
+    needed, _ = checks.shutdown_window()
+    assert needed >= celery_app.conf.task_time_limit
+    for name, deployment in _deployments().items():
+        if name.startswith("worker"):
+            assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= needed, name
+    assert checks.check_worker_grace_period() == []
+
+
+def test_a_worker_deployment_killed_before_its_tasks_end_is_an_error(project_copy):
+    workers = project_copy / "deploy/kubernetes/base/workers.yaml"
+    text = workers.read_text()
+    io_start = text.index("name: worker-io")
+    workers.write_text(
+        text[:io_start]
+        + text[io_start:].replace("terminationGracePeriodSeconds: 390", "terminationGracePeriodSeconds: 60", 1)
+    )
+    (message,) = checks.check_worker_grace_period()
+    assert message.id == "celery.E010"
+    assert "'worker-io' in deploy/kubernetes is killed 60 s after SIGTERM" in message.msg
+
+
+def test_a_compose_worker_stopped_too_soon_is_an_error(project_copy):
+    compose = project_copy / "docker-compose.production.yml"
+    compose.write_text(compose.read_text().replace("stop_grace_period: 390s", "stop_grace_period: 1m"))
+    messages = checks.check_worker_grace_period()
+    assert set(_ids(messages)) == {"celery.E010"}
+    assert {message.msg.split("'")[1] for message in messages} == {"worker", "worker-io", "worker-cpu"}
+    assert all("docker-compose.production.yml is killed 60 s" in message.msg for message in messages)
+
+
+def test_the_soft_shutdown_window_counts_towards_the_grace_period(project_copy):
+    saved = celery_app.conf.get("worker_soft_shutdown_timeout")
+    celery_app.conf.worker_soft_shutdown_timeout = 60
+    try:
+        messages = checks.check_worker_grace_period()
+    finally:
+        celery_app.conf.worker_soft_shutdown_timeout = saved
+    # 60 + 360 > 390: the three compose files' and the io/cpu Deployments' grace periods are too short.
+    assert set(_ids(messages)) == {"celery.E010"}
+    assert any("deploy/kubernetes" in message.msg for message in messages)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("390s", 390), ("1m30s", 90), (45, 45), ("1h", 3600)])
+def test_compose_durations_are_read_in_seconds(value, seconds):
+    assert process_definitions.compose_duration(value) == seconds
+
+
+def test_a_malformed_compose_duration_is_refused():
+    with pytest.raises(ValueError, match="not a compose duration"):
+        process_definitions.compose_duration("ten seconds")
+
+
+def test_the_liveness_probe_fails_for_a_worker_that_does_not_answer():
+    """No worker runs under this node name here, so the probe must exit non-zero (after its 1 s timeout)."""
+    result = subprocess.run(
+        [sys.executable, str(WORKER_ALIVE), "no-such-node"],
+        env={"REDIS_URL": celery_app.conf.broker_url, "WORKER_PING_TIMEOUT": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"no-such-node@{socket.gethostname()}" in result.stderr
