@@ -236,8 +236,8 @@ def test_final_image_runs_as_an_unprivileged_user_without_build_tools(project):
 
 
 def test_image_python_is_the_python_the_tests_run_on(default_project):
-    (version,) = re.findall(r"^ARG PYTHON_VERSION=(\S+)$", (default_project / "Dockerfile").read_text(), re.M)
-    assert version == f"{sys.version_info.major}.{sys.version_info.minor}"
+    versions = re.findall(r"^FROM python:(\d+\.\d+)-slim AS \w+$", (default_project / "Dockerfile").read_text(), re.M)
+    assert versions == [f"{sys.version_info.major}.{sys.version_info.minor}"] * 2
 
 
 def test_dockerfile_collectstatic_step_works_with_its_build_time_placeholders(project, template_venv, tmp_path):

@@ -81,11 +81,11 @@ def test_gitlab_ci_matches_the_gitlab_ci_schema(bake_once):
     run_in(project, linter("check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", ".gitlab-ci.yml")
 
 
-def test_dependabot_matches_its_schema_and_groups_the_lock_file_images_and_actions(bake_once):
+def test_dependabot_matches_its_schema_and_groups_the_lock_file_base_image_images_and_actions(bake_once):
     project = github_project(bake_once)
     run_in(project, linter("check-jsonschema"), "--builtin-schema", "vendor.dependabot", DEPENDABOT)
     updates = yaml.safe_load((project / DEPENDABOT).read_text())["updates"]
-    assert {update["package-ecosystem"] for update in updates} == {"uv", "docker-compose", "github-actions"}
+    assert {update["package-ecosystem"] for update in updates} == {"uv", "docker", "docker-compose", "github-actions"}
     for update in updates:
         assert update["groups"], f"{update['package-ecosystem']}: one pull request per dependency"
 
