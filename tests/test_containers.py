@@ -236,6 +236,11 @@ def test_images_build_non_root_without_tests_or_tools(engine: Engine, project: P
         " ".join(f"[ -e /app/{name} ] && echo {name};" for name in absent) + " true",
     ).stdout.split()  # fmt: skip
     assert present == [], f"in the production image: {present}"
+    # The bake wrote uv.lock (hooks/post_gen_project.py) and the builder installed with `uv sync --locked`.
+    assert (project.path / "uv.lock").exists(), "the bake wrote no uv.lock"
+    locked = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", "test -f uv.lock",
+                           check=False)  # fmt: skip
+    assert locked.returncode == 0, "no uv.lock in the image"
     sizes = {}
     for tag in (image, f"{project.slug}_local_django"):
         sizes[tag] = int(engine.docker("image", "inspect", "--format", "{{.Size}}", tag).stdout) / 1e6
@@ -251,6 +256,7 @@ def test_local_stack(engine: Engine, project: Project):
     stack = _stack(engine, project, "docker-compose.yml", "local")
     env = read_env_file(project.path / ".envs/.local/.django")
     try:
+        stack.down()  # volumes an interrupted run left behind hold another bake's passwords
         started = time.monotonic()
         stack.compose("up", "--detach", "--no-build", timeout=HEALTH_BUDGET + 120)
         healthy = stack.wait_healthy(stack.long_running())
@@ -280,6 +286,7 @@ def test_production_stack(engine: Engine, project: Project):
     domain = env["DJANGO_ALLOWED_HOSTS"].split(",")[0].lstrip(".")
     redis_password = read_env_file(project.path / ".envs/.production/.redis")["REDIS_PASSWORD"]
     try:
+        stack.down()  # volumes an interrupted run left behind hold another bake's passwords
         started = time.monotonic()
         stack.compose("up", "--detach", "--no-build", timeout=HEALTH_BUDGET + 120)
         stack.wait_healthy(stack.long_running())
@@ -338,8 +345,9 @@ def _check_beat_lock(stack: Stack, auth: str | None) -> None:
 
 
 def _check_logs(stack: Stack) -> None:
-    bad = [line for line in stack.logs().splitlines() if ERROR_LINE.search(line)]
-    assert not bad, "error lines in the containers' logs:\n" + "\n".join(bad[:40])
+    lines = stack.logs().splitlines()
+    bad = ["\n".join(lines[n : n + 12]) for n, line in enumerate(lines) if ERROR_LINE.search(line)]
+    assert not bad, "error lines in the containers' logs:\n" + "\n---\n".join(bad[:10])
 
 
 # --- delivery scenarios ------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 import asyncio
 import email
 import json
+import os
+import signal
 import socket
 import sys
 
@@ -11,6 +13,24 @@ MESSAGES = []
 
 
 async def smtp(reader, writer):
+    try:
+        await _smtp(reader, writer)
+    except (ConnectionError, OSError, IndexError, ValueError):
+        pass  # a client that hung up, or a health check that only connects
+    finally:
+        writer.close()
+
+
+async def http(reader, writer):
+    try:
+        await _http(reader, writer)
+    except (ConnectionError, OSError, IndexError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _smtp(reader, writer):
     def send(line):
         writer.write(line.encode() + b"\r\n")
 
@@ -50,7 +70,7 @@ async def smtp(reader, writer):
     writer.close()
 
 
-async def http(reader, writer):
+async def _http(reader, writer):
     request = await reader.readline()
     while (await reader.readline()) not in (b"\r\n", b"\n", b""):
         pass
@@ -84,4 +104,6 @@ if __name__ == "__main__":
             with socket.create_connection(("127.0.0.1", port), timeout=3):
                 pass
         sys.exit(0)
+    # PID 1 ignores a signal it has no handler for: stop at once on `docker stop`, as Mailpit does.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     asyncio.run(main())
