@@ -113,6 +113,12 @@ def _restore_nft(saved: str | None) -> None:
     os.unlink(handle.name)
 
 
+def _unmount_under(directory: Path) -> None:
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mountpoint in sorted((m for m in mounts if m.startswith(f"{directory}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", mountpoint], capture_output=True, check=False, timeout=30)
+
+
 def _existing_engine() -> Engine | None:
     candidates = [os.environ["DOCKER_HOST"]] if os.environ.get("DOCKER_HOST") else []
     if Path("/var/run/docker.sock").exists():
@@ -177,6 +183,7 @@ def docker_engine() -> Iterator[Engine]:
             log.close()
             _restore_nft(ruleset)
             _restore_sysctls(sysctls)
+            _unmount_under(run_dir)  # dockerd leaves its default network namespace mounted in the exec root
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
