@@ -76,6 +76,8 @@ AUTH_USER_MODEL = "users.User"
 # ------------------------------------------------------------------------------
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A request that cannot enqueue (Redis down) answers 503 with the reason, in seconds (taskqueue/middleware.py).
+    "{{ cookiecutter.project_slug }}.taskqueue.middleware.BrokerUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -167,8 +169,11 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            # A cache outage must surface, not silently turn locks into no-ops.
+            # A cache outage must surface, not silently turn locks into no-ops...
             "IGNORE_EXCEPTIONS": False,
+            # ...and within seconds: a Redis that accepts connections but never answers must not hang a request.
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1.5,
         },
         "KEY_PREFIX": "{{ cookiecutter.project_slug }}",
     }
@@ -215,7 +220,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # One Redis list per queue (no priority lists), so a worker can take a message and record it as
     # unacked in one atomic step and a SIGKILL between the two cannot lose it (taskqueue/patches/kombu.py).
     "priority_steps": [0],
+    # A send to a Redis that is down or does not answer fails within seconds instead of hanging the request
+    # (with the pool and retry bounds below: at most about 3 s, measured by tests/taskqueue/test_enqueue_timeouts.py).
+    "socket_connect_timeout": 1,
+    "socket_timeout": 1.5,
 }
+# A sender waits at most this long for a free broker connection from the pool (default: forever).
+CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 2
+# One retry of a failed publish, at once (Celery's default is three, up to a second apart).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 # Recycle pool children so a slow leak cannot take a worker down.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000
