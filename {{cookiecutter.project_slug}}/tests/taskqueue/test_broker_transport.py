@@ -12,6 +12,7 @@ import logging
 import uuid
 
 import pytest
+import redis
 from django.core.cache import cache
 from django_redis import get_redis_connection
 from kombu import Consumer, Queue
@@ -108,6 +109,30 @@ def test_a_global_key_prefix_turns_the_claim_off_and_says_so(redis_url):
         Consumer(channel, queues=[celery_app.amqp.queues["default"]], no_ack=False).consume()
         assert channel.atomic_claim_off_because() == "global_keyprefix is set"
         channel.close()
+
+
+def test_a_server_without_lmove_turns_the_claim_off_and_says_so(redis_url):
+    # What Redis before 6.2 answers, here from an ACL user denied the command.
+    admin = redis.Redis.from_url(redis_url)
+    admin.acl_setuser(
+        "no-lmove",
+        enabled=True,
+        passwords=["+no-lmove-password"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-lmove", "-blmove"],
+    )
+    try:
+        user_url = redis_url.replace("redis://", "redis://no-lmove:no-lmove-password@")
+        with celery_app.connection_for_read(user_url) as connection:
+            channel = connection.channel()
+            Consumer(channel, queues=[celery_app.amqp.queues["default"]], no_ack=False).consume()
+            assert "the server refuses LMOVE" in channel.atomic_claim_off_because()
+            (claim, *_) = channel.describe_protections()
+            assert not claim.active
+            channel.close()
+    finally:
+        admin.acl_deluser("no-lmove")
 
 
 def test_a_worker_consuming_one_queue_takes_its_messages_atomically():
