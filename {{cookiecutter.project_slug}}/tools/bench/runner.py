@@ -103,7 +103,9 @@ def run_metrics_comparison(
     configurations = {"metrics_on": {"TASK_METRICS": "true"}, "metrics_off": {"TASK_METRICS": "false"}}
     measured: dict[str, list[float]] = {name: [] for name in configurations}
     for number in range(1, rounds + 1):
-        for name, env in configurations.items():
+        # Which one runs first alternates too, so neither always gets the machine right after a flush or a start.
+        order = list(configurations.items())
+        for name, env in order if number % 2 else reversed(order):
             label = f"{name} {number}/{rounds}"
             run = run_workloads(label, app, redis_url, project_settings, sizes, progress, env, only_noop=True)
             measured[name].append(run["workloads"]["a"]["tasks_per_second"])

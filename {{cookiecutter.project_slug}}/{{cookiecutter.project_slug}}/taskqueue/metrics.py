@@ -72,6 +72,13 @@ class Recorder:
         self.started: dict[str, float] = {}
         self.flusher: threading.Thread | None = None
         self.flusher_pid = None
+        # A prefork child (forked again whenever one is recycled) starts empty: the parent's unflushed counts
+        # are the parent's to write, and its lock may have been held by the parent's flusher at the fork.
+        os.register_at_fork(after_in_child=self.reset_after_fork)
+
+    def reset_after_fork(self) -> None:
+        self.lock = threading.Lock()
+        self.counts, self.runtime, self.started = Counter(), Counter(), {}
 
     def count(self, event: str, task: str) -> None:
         with self.lock:
