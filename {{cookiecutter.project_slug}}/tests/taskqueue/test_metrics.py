@@ -13,13 +13,13 @@ from tests.taskqueue.tasks import build_delivery, record_delivery
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@shared_task(name="tests.retry_once", bind=True, max_retries=1)
+@shared_task(name="tests.metrics_retry_once", bind=True, max_retries=1)
 def retry_once(self) -> None:
     if self.request.retries == 0:
         raise self.retry(countdown=0)
 
 
-@shared_task(name="tests.always_fail")
+@shared_task(name="tests.metrics_always_fail")
 def always_fail() -> None:
     raise ValueError("broken on purpose")
 
@@ -75,16 +75,17 @@ def test_outcomes_retries_and_dead_letters_are_counted(client, celery_workers):
     samples = wait_until(
         lambda: (
             (s := scrape(client))
-            and value(s, "celery_task_succeeded_total", task="tests.retry_once") == 1
-            and value(s, "celery_task_dead_lettered_total", task="tests.always_fail") == 1
+            and value(s, "celery_task_succeeded_total", task="tests.metrics_retry_once") == 1
+            and value(s, "celery_task_dead_lettered_total", task="tests.metrics_always_fail") == 1
             and value(s, "celery_task_succeeded_total", task="tests.record_delivery") == 1
             and s
         ),
         what="the tasks to succeed, retry and fail",
     )
-    assert value(samples, "celery_task_retried_total", task="tests.retry_once") == 1
-    assert value(samples, "celery_task_received_total", task="tests.retry_once") == 2  # the retry is a new message
-    assert value(samples, "celery_task_failed_total", task="tests.always_fail") == 1
+    assert value(samples, "celery_task_retried_total", task="tests.metrics_retry_once") == 1
+    # The retry is a new message.
+    assert value(samples, "celery_task_received_total", task="tests.metrics_retry_once") == 2
+    assert value(samples, "celery_task_failed_total", task="tests.metrics_always_fail") == 1
     assert value(samples, "celery_task_failed_total", task="tests.record_delivery") == 0
     assert value(samples, "celery_dead_letters_waiting") == 1
     FailedTask.objects.update(replayed_at="2026-01-01T00:00Z")
