@@ -109,3 +109,20 @@ def test_the_token_guards_the_endpoint(client, settings):
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert "celery_queue_length" in client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").content.decode()
+
+
+def test_seconds_since_beats_tick(client, settings, tmp_path):
+    from config.celery_app import app as celery_app
+    from {{ cookiecutter.project_slug }}.taskqueue.patches.django_celery_beat import HeartbeatDatabaseScheduler
+
+    settings.BEAT_HEARTBEAT_FILE = str(tmp_path / "celerybeat-heartbeat")
+    assert ("celery_beat_seconds_since_tick", ()) not in scrape(client)  # no beat ever ticked on this Redis
+    scheduler = HeartbeatDatabaseScheduler(app=celery_app)
+    try:
+        scheduler.tick()
+        first = value(scrape(client), "celery_beat_seconds_since_tick")
+        assert 0 <= first < 5
+        time.sleep(1.1)
+        assert value(scrape(client), "celery_beat_seconds_since_tick") >= first + 1  # stale without a tick
+    finally:
+        scheduler.close()
