@@ -279,6 +279,22 @@ BEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=30)
 # so a beat that restarts after a crash, or takes over the lock, does not send it again.
 CELERY_BEAT_SYNC_EVERY = 1
 
+# METRICS (docs/monitoring.md)
+# ------------------------------------------------------------------------------
+# Workers count task outcomes and run times in Redis (metrics: keys); web's /metrics renders them with the queues'
+# depth and oldest-message age for Prometheus (taskqueue/metrics.py). Off: no per-task cost (celery_bench measures it).
+TASK_METRICS = env.bool("TASK_METRICS", default=True)
+# Each process writes its counts to Redis at most this often (seconds): one pipeline instead of a write per task.
+TASK_METRICS_FLUSH_INTERVAL = env.float("TASK_METRICS_FLUSH_INTERVAL", default=1.0)
+# When set, /metrics answers only `Authorization: Bearer <token>` (production requires it).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+{%- if cookiecutter.use_flower == "y" %}
+# Where the admin's "Task queues" page and the start page link to Flower.
+FLOWER_URL = env("FLOWER_URL", default="http://localhost:5555/")
+{%- endif %}
+# The mail catcher the DEBUG start page links to (Mailpit in docker-compose.yml).
+MAIL_CATCHER_URL = env("MAIL_CATCHER_URL", default="http://localhost:8025/")
+
 {%- if cookiecutter.include_examples == "y" %}
 
 # EXAMPLES (notifications, reports)
