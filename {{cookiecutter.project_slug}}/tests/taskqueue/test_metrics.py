@@ -7,6 +7,7 @@ from celery import shared_task
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
+from tests.support.consumers import paused
 from tests.support.waiting import wait_until
 from tests.taskqueue.tasks import build_delivery, record_delivery
 
@@ -44,9 +45,7 @@ def value(samples: dict, name: str, **labels) -> float:
 
 
 def test_queue_length_and_oldest_age_follow_the_queue(client, celery_workers):
-    cpu = celery_workers["cpu"].consumer
-    cpu.cancel_task_queue("cpu")  # nothing consumes the cpu queue for a while
-    try:
+    with paused(celery_workers["cpu"], "cpu"):  # nothing consumes the cpu queue for a while
         for marker in ("one", "two", "three"):
             build_delivery.delay(marker)
         queued = scrape(client)
@@ -55,8 +54,6 @@ def test_queue_length_and_oldest_age_follow_the_queue(client, celery_workers):
         assert 0 <= first_age < 5
         time.sleep(1.1)
         assert value(scrape(client), "celery_queue_oldest_message_age_seconds", queue="cpu") >= first_age + 1
-    finally:
-        cpu.add_task_queue("cpu")
     ran = wait_until(
         lambda: succeeded(scrape(client), "tests.build_delivery", 3),
         what="the three tasks to run",

@@ -8,6 +8,7 @@ from django_redis import get_redis_connection
 
 import config.urls
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
+from tests.support.consumers import paused
 from tests.taskqueue.tasks import fetch_delivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -21,15 +22,11 @@ def test_the_page_is_for_staff_only(client):
 
 def test_the_page_shows_each_queue_as_redis_holds_it(admin_client, celery_workers):
     failed = FailedTask.objects.create(task_id="x1", task_name="tests.always_fail", exception="ValueError")
-    io = celery_workers["io"].consumer
-    io.cancel_task_queue("io")
-    try:
+    with paused(celery_workers["io"], "io"):
         for marker in ("a", "b"):
             fetch_delivery.delay(marker)
         response = admin_client.get("/admin/queues/")
         depths = {name: get_redis_connection("default").llen(name) for name in ("default", "io", "cpu")}
-    finally:
-        io.add_task_queue("io")
     page = response.content.decode()
     assert response.status_code == 200
     assert depths["io"] == 2
