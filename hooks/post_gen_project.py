@@ -93,6 +93,8 @@ def write_env_files(root: Path) -> None:
         "DATABASE_URL": f"postgres://{SLUG}:{prod_pg_password}@postgres:5432/{SLUG}",
         "REDIS_URL": f"redis://:{prod_redis_password}@redis:6379/0",
         "DJANGO_EMAIL_HOST": f"smtp.{DOMAIN}",
+        # /metrics answers only `Authorization: Bearer <this>`: give it to Prometheus (docs/monitoring.md).
+        "METRICS_TOKEN": random_string(40),
         **flower,
     }
     if USE_SENTRY:

@@ -105,6 +105,24 @@ def test_quick_benchmark_reports_every_workload_with_and_without_celery_defaults
     assert redis_cli(redis_server, "-n", "15", "DBSIZE") == "0"
 
 
+def test_quick_metrics_comparison_reports_throughput_with_metrics_on_and_off(bake, template_venv, redis_server):
+    project = bake()
+    result = run_in(
+        project,
+        "python", "manage.py", "celery_bench", "--quick", "--compare-metrics", "--json",
+        venv=template_venv,
+        env={"REDIS_URL": redis_server},
+        timeout=300,
+    )  # fmt: skip
+    figures = json.loads(result.stdout)["metrics"]
+    throughput = figures["tasks_per_second"]
+    assert set(throughput) == {"metrics_on", "metrics_off"}
+    assert_numbers(throughput, "tasks_per_second")
+    assert figures["ratio_on_to_off"] == pytest.approx(throughput["metrics_on"] / throughput["metrics_off"])
+    assert "cost_percent" in figures
+    assert redis_cli(redis_server, "-n", "15", "DBSIZE") == "0"
+
+
 def test_benchmark_refuses_a_database_holding_keys_without_yes(bake, template_venv, redis_server):
     project = bake()
     redis_cli(redis_server, "-n", "15", "SET", "someone:else", "precious")

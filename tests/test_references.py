@@ -14,7 +14,8 @@ import pytest
 from test_generated_project import COMBINATIONS
 
 TEXT_SUFFIXES = {".py", ".md", ".yml", ".yaml", ".toml", ".txt", ".cfg", ".ini", ".json", ".env", ""}
-SKIPPED_PARTS = {".git", ".venv", "__pycache__", "node_modules"}
+# Caches and state the other template tests leave in a shared bake (ruff, pytest, collectstatic).
+SKIPPED_PARTS = {".git", ".venv", "__pycache__", "node_modules", ".ruff_cache", ".pytest_cache", "staticfiles"}
 # Paths that start with an installed package's name are that package's own files, cited from upstream.
 UPSTREAM_PACKAGES = ("celery", "kombu", "django_celery_beat", "django_celery_results", "redis", "billiard", "django")
 # A word with slashes or a file extension, not inside a URL or a longer path.
@@ -138,5 +139,9 @@ def test_every_section_a_generated_file_points_at_exists(project):
 
 
 def test_nothing_cites_the_templates_own_specification(project):
-    cites = [str(path.relative_to(project)) for path in text_files(project) if "PRACTICES.md" in path.read_text()]
+    cites = [
+        str(path.relative_to(project))
+        for path in text_files(project)
+        if "PRACTICES.md" in path.read_text(errors="ignore")
+    ]
     assert cites == []

@@ -76,6 +76,8 @@ AUTH_USER_MODEL = "users.User"
 # ------------------------------------------------------------------------------
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A request that cannot enqueue (Redis down) answers 503 with the reason, in seconds (taskqueue/middleware.py).
+    "{{ cookiecutter.project_slug }}.taskqueue.middleware.BrokerUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -167,8 +169,11 @@ CACHES = {
         "LOCATION": REDIS_URL,
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            # A cache outage must surface, not silently turn locks into no-ops.
+            # A cache outage must surface, not silently turn locks into no-ops...
             "IGNORE_EXCEPTIONS": False,
+            # ...and within seconds: a Redis that accepts connections but never answers must not hang a request.
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1.5,
         },
         "KEY_PREFIX": "{{ cookiecutter.project_slug }}",
     }
@@ -215,7 +220,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # One Redis list per queue (no priority lists), so a worker can take a message and record it as
     # unacked in one atomic step and a SIGKILL between the two cannot lose it (taskqueue/patches/kombu.py).
     "priority_steps": [0],
+    # A send to a Redis that is down or does not answer fails within seconds instead of hanging the request
+    # (with the pool and retry bounds below: at most about 3 s, measured by tests/taskqueue/test_enqueue_timeouts.py).
+    "socket_connect_timeout": 1,
+    "socket_timeout": 1.5,
 }
+# A sender waits at most this long for a free broker connection from the pool (default: forever).
+CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 2
+# One retry of a failed publish, at once (Celery's default is three, up to a second apart).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 # Recycle pool children so a slow leak cannot take a worker down.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000
@@ -265,6 +278,22 @@ BEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=30)
 # Write a periodic task's last run to the database as soon as it is sent (Celery's default: every 3 minutes),
 # so a beat that restarts after a crash, or takes over the lock, does not send it again.
 CELERY_BEAT_SYNC_EVERY = 1
+
+# METRICS (docs/monitoring.md)
+# ------------------------------------------------------------------------------
+# Workers count task outcomes and run times in Redis (metrics: keys); web's /metrics renders them with the queues'
+# depth and oldest-message age for Prometheus (taskqueue/metrics.py). Off: no per-task cost (celery_bench measures it).
+TASK_METRICS = env.bool("TASK_METRICS", default=True)
+# Each process writes its counts to Redis at most this often (seconds): one pipeline instead of a write per task.
+TASK_METRICS_FLUSH_INTERVAL = env.float("TASK_METRICS_FLUSH_INTERVAL", default=1.0)
+# When set, /metrics answers only `Authorization: Bearer <token>` (production requires it).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+{%- if cookiecutter.use_flower == "y" %}
+# Where the admin's "Task queues" page and the start page link to Flower.
+FLOWER_URL = env("FLOWER_URL", default="http://localhost:5555/")
+{%- endif %}
+# The mail catcher the DEBUG start page links to (Mailpit in docker-compose.yml).
+MAIL_CATCHER_URL = env("MAIL_CATCHER_URL", default="http://localhost:8025/")
 
 {%- if cookiecutter.include_examples == "y" %}
 

@@ -59,6 +59,12 @@ EMAIL_HOST_PASSWORD = env("DJANGO_EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("DJANGO_EMAIL_USE_TLS", default=True)
 EMAIL_SUBJECT_PREFIX = "[{{ cookiecutter.project_name }}] "
 
+# METRICS
+# ------------------------------------------------------------------------------
+# /metrics tells anyone who reads it the task names and how busy the queues are: no defaults, a token is
+# required (the post-generation hook writes one into .envs/.production/.django; give it to Prometheus).
+METRICS_TOKEN = env("METRICS_TOKEN")
+
 # CELERY
 # ------------------------------------------------------------------------------
 # Eager mode would run tasks inside the web request: never in production.

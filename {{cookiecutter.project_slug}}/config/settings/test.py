@@ -14,6 +14,9 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests run without collectstatic: WhiteNoise looks files up per request instead of warning at every start.
 WHITENOISE_AUTOREFRESH = True
 
+# Task metrics are written to Redis at every event, so tests read them at once.
+TASK_METRICS_FLUSH_INTERVAL = 0
+
 # Task tests go through a real worker and a real Redis (see tests/conftest.py), never eager mode.
 CELERY_TASK_ALWAYS_EAGER = False
 

@@ -12,12 +12,13 @@ import logging
 import uuid
 
 import pytest
+import redis
 from django.core.cache import cache
 from django_redis import get_redis_connection
 from kombu import Consumer, Queue
 
 from config.celery_app import app as celery_app
-from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import Transport
+from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import MalformedMessageError, Transport, decode_envelope
 from tests.support.waiting import wait_until
 from tests.taskqueue.tasks import record_delivery
 
@@ -37,6 +38,40 @@ def test_a_message_that_is_not_json_is_logged_and_dropped_and_the_next_task_runs
     assert wait_until(lambda: cache.get(f"delivery:{marker}"), timeout=30, what="the task after the bad message")
     assert "Dropped a malformed message from the broker" in caplog.text
     assert "{this is not a message" in caplog.text
+
+
+@pytest.mark.parametrize("queues", [["claim-errors"], ["claim-errors", "claim-errors-too"]], ids=["claim", "brpop"])
+def test_an_error_the_consumer_raises_is_its_own_not_a_malformed_message(queues, caplog):
+    declared = [Queue(name, routing_key=name) for name in queues]
+    with celery_app.connection_for_write() as connection:
+        connection.Producer().publish({"well": "formed"}, routing_key=queues[0], declare=declared)
+        channel = connection.channel()
+
+        def callback(body, message):
+            raise KeyError("a bug in the consumer")
+
+        Consumer(channel, queues=declared, callbacks=[callback], no_ack=False).consume()
+        assert channel.claims_atomically() == (len(queues) == 1)
+        with pytest.raises(KeyError, match="a bug in the consumer"):
+            wait_until(lambda: connection.drain_events(timeout=1) or True, timeout=10, what="the delivery")
+        assert "malformed" not in caplog.text
+        # Received and recorded, as kombu's own transport leaves it: delivered again later, not dropped.
+        assert get_redis_connection("default").hlen("unacked") == 1
+        channel.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{this is not a message",
+        b'{"json": "but no envelope"}',
+        b'{"body": "!!", "properties": {"delivery_tag": "t", "delivery_info": {}, "body_encoding": "base64"}}',
+    ],
+    ids=["not-json", "not-an-envelope", "bad-base64-body"],
+)
+def test_bytes_that_are_no_kombu_envelope_are_malformed(raw):
+    with pytest.raises(MalformedMessageError):
+        decode_envelope(raw)
 
 
 def test_the_suites_workers_take_their_messages_through_the_atomic_claim(celery_workers):
@@ -74,6 +109,30 @@ def test_a_global_key_prefix_turns_the_claim_off_and_says_so(redis_url):
         Consumer(channel, queues=[celery_app.amqp.queues["default"]], no_ack=False).consume()
         assert channel.atomic_claim_off_because() == "global_keyprefix is set"
         channel.close()
+
+
+def test_a_server_without_lmove_turns_the_claim_off_and_says_so(redis_url):
+    # What Redis before 6.2 answers, here from an ACL user denied the command.
+    admin = redis.Redis.from_url(redis_url)
+    admin.acl_setuser(
+        "no-lmove",
+        enabled=True,
+        passwords=["+no-lmove-password"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all", "-lmove", "-blmove"],
+    )
+    try:
+        user_url = redis_url.replace("redis://", "redis://no-lmove:no-lmove-password@")
+        with celery_app.connection_for_read(user_url) as connection:
+            channel = connection.channel()
+            Consumer(channel, queues=[celery_app.amqp.queues["default"]], no_ack=False).consume()
+            assert "the server refuses LMOVE" in channel.atomic_claim_off_because()
+            (claim, *_) = channel.describe_protections()
+            assert not claim.active
+            channel.close()
+    finally:
+        admin.acl_deluser("no-lmove")
 
 
 def test_a_worker_consuming_one_queue_takes_its_messages_atomically():

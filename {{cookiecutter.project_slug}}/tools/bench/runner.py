@@ -21,6 +21,7 @@ def run_workloads(
     sizes: Sizes,
     progress: Progress,
     env: dict[str, str] | None = None,
+    only_noop: bool = False,
 ) -> dict:
     def labelled(label: str, done: int, total: int) -> None:
         progress(f"[{name}] {label}", done, total)
@@ -35,7 +36,8 @@ def run_workloads(
         described = workers.describe()
         concurrency = {queue: worker["concurrency"] for queue, worker in described.items()}
         try:
-            figures = Workloads(client, sizes, concurrency, labelled).run_all()
+            workloads = Workloads(client, sizes, concurrency, labelled)
+            figures = {"a": workloads.noop_throughput()} if only_noop else workloads.run_all()
         except BenchmarkError as error:
             tails = "\n".join(f"--- {process} ---\n{workers.output(process)[-2000:]}" for process in workers.processes)
             raise BenchmarkError(f"{error}\n{tails}") from error
@@ -90,4 +92,31 @@ def run_benchmark(
             "workloads_per_round": [result["workloads"] for result in results],
         }
         for name, results in measured.items()
+    }
+
+
+def run_metrics_comparison(
+    app: Celery, redis_url: str, project_settings: str, sizes: Sizes, progress: Progress, rounds: int
+) -> dict:
+    """Workload (a), no-op throughput, with the task metrics on and off (TASK_METRICS), alternated `rounds` times."""
+    app.conf.broker_url = redis_url
+    configurations = {"metrics_on": {"TASK_METRICS": "true"}, "metrics_off": {"TASK_METRICS": "false"}}
+    measured: dict[str, list[float]] = {name: [] for name in configurations}
+    for number in range(1, rounds + 1):
+        # Which one runs first alternates too, so neither always gets the machine right after a flush or a start.
+        order = list(configurations.items())
+        for name, env in order if number % 2 else reversed(order):
+            label = f"{name} {number}/{rounds}"
+            run = run_workloads(label, app, redis_url, project_settings, sizes, progress, env, only_noop=True)
+            measured[name].append(run["workloads"]["a"]["tasks_per_second"])
+    on, off = statistics.median(measured["metrics_on"]), statistics.median(measured["metrics_off"])
+    return {
+        "workload": "a (no-op tasks on default)",
+        "tasks": sizes.noop_tasks,
+        "rounds": rounds,
+        "tasks_per_second": {"metrics_on": on, "metrics_off": off},
+        "tasks_per_second_per_round": measured,
+        "ratio_on_to_off": on / off,
+        # Positive: the metrics slow the workers down by this share of their throughput.
+        "cost_percent": (1 - on / off) * 100,
     }

@@ -25,6 +25,8 @@ class EnqueuingAdminEmailHandler(AdminEmailHandler):
         )
 
     def emit(self, record):
+        if getattr(getattr(record, "request", None), "broker_unavailable", False):
+            return  # the broker is down (taskqueue/middleware.py): enqueueing would wait on it too
         try:
             super().emit(record)
         except Exception:  # a logging handler must never break the code that logs

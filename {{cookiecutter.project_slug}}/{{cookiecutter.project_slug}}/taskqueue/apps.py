@@ -11,5 +11,11 @@ class TaskQueueConfig(AppConfig):
     def ready(self):
         # `manage.py check` runs the Celery configuration checks; task failures, retries and expiries are
         # logged with the task's name and id; a starting worker reports which upstream patches protect it.
-        from {{ cookiecutter.project_slug }}.taskqueue import checks, signals  # noqa: F401
+        # Task metrics for /metrics (taskqueue/metrics.py): signal receivers, and a consumer step that tells
+        # which workers consume which queue.
+        from config.celery_app import app
+        from {{ cookiecutter.project_slug }}.taskqueue import checks, metrics, signals  # noqa: F401
         from {{ cookiecutter.project_slug }}.taskqueue.patches import report  # noqa: F401
+
+        metrics.connect()
+        app.steps["consumer"].add(metrics.WorkerPresence)

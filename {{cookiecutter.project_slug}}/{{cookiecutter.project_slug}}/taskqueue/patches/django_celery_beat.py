@@ -32,6 +32,8 @@ from django.core.cache import cache
 from django_celery_beat.schedulers import DatabaseScheduler
 from redis.exceptions import LockError, RedisError
 
+from {{ cookiecutter.project_slug }}.taskqueue.metrics import record_beat_tick
+
 logger = logging.getLogger(__name__)
 
 BEAT_LOCK_KEY = "beat-lock"
@@ -64,6 +66,8 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
             interval = min(self.max_interval, self.lock_timeout / 3)
         # Only after a tick that worked: a tick that raises leaves the heartbeat to go stale.
         Path(settings.BEAT_HEARTBEAT_FILE).touch()
+        # And for /metrics and the admin's queues page, which run elsewhere (taskqueue/metrics.py).
+        record_beat_tick()
         return interval
 
     def hold_lock(self) -> bool:

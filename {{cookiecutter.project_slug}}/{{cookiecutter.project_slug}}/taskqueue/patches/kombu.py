@@ -17,7 +17,8 @@ What it changes, and the upstream issue each change works around:
 2. A malformed message is dropped, not fatal (celery/celery#4308, worker dies if unable to
    decode a message). kombu decodes each message's JSON envelope in the worker's event loop;
    one that is not JSON, or not a kombu envelope, raises there and the worker exits
-   ("Unrecoverable error"). Here it is logged and dropped.
+   ("Unrecoverable error"). Here it is logged and dropped. Only the decoding is guarded: an error
+   the consumer itself raises while handling a well-formed message propagates as with kombu.
 3. An ack through a closed connection is a connection error (celery/kombu#582, 'NoneType'
    object has no attribute 'hostname'). When a worker loses Redis it closes the connection
    and opens a new one; a task finishing meanwhile acks through the closed one, where kombu
@@ -29,6 +30,8 @@ URLs then use kombu's own transport; the tests that pin these behaviours
 (tests/taskqueue/test_broker_transport.py, tests/reliability/) show what comes back.
 """
 
+import base64
+import binascii
 import logging
 import time
 from dataclasses import dataclass
@@ -50,8 +53,37 @@ class Protection:
     text: str
 
 
-# json.loads raises ValueError; reading the fields of something that is not an envelope, KeyError or TypeError.
-MALFORMED = (ValueError, KeyError, TypeError)
+class MalformedMessageError(ValueError):
+    """Bytes on a queue that are not a kombu JSON envelope: no consumer could ever read them."""
+
+
+def decode_envelope(raw: bytes) -> dict:
+    """The kombu envelope in a queued message; MalformedMessageError if it is none.
+
+    Only this decoding is guarded: an error raised while the envelope is delivered to the
+    consumer (Celery, a task) is the consumer's and propagates as it does with kombu's transport.
+    """
+    try:
+        envelope = loads(bytes_to_str(raw))
+    except ValueError as exc:  # not UTF-8, not JSON
+        start = f"; it began {exc.doc[:200]!r}" if isinstance(getattr(exc, "doc", None), str) else ""
+        raise MalformedMessageError(f"{type(exc).__name__}: {exc}{start}") from None
+    properties = envelope.get("properties") if isinstance(envelope, dict) else None
+    if not (
+        isinstance(properties, dict)
+        and isinstance(properties.get("delivery_tag"), str)
+        and isinstance(properties.get("delivery_info"), dict)
+        and isinstance(envelope.get("body", ""), str)
+        and isinstance(envelope.get("headers") or {}, dict)
+    ):
+        raise MalformedMessageError(f"JSON, but not a kombu envelope: {bytes_to_str(raw)[:200]!r}")
+    if properties.get("body_encoding") == "base64":
+        try:
+            base64.b64decode(envelope.get("body", ""), validate=True)
+        except binascii.Error as exc:
+            raise MalformedMessageError(f"its body is not base64: {exc}") from None
+    return envelope
+
 
 # KEYS: the queue's list, kombu's unacked hash and its index; ARGV: the time now. Returns the message and
 # its delivery tag if it was recorded. The record is the one kombu writes ([message, exchange, routing key]
@@ -184,48 +216,46 @@ class Channel(redis.Channel):
         self.client.connection.send_command("BLMOVE", queue, queue, "RIGHT", "RIGHT", wait or 0)
 
     def _brpop_read(self, **options):
-        try:
-            if self._waiting_on is None:
-                return super()._brpop_read(**options)
-            return self._claim_read(**options)
-        except MALFORMED as exc:
-            if self.claimed_tag is not None:
-                # Recorded as unacked by the claim, but kombu could not read it: Redis must not deliver it again.
-                self.qos.forget(self.claimed_tag)
-                self.claimed_tag = None
-            # A JSON error keeps the text it failed on: log its start, so the producer can be found.
-            start = f"; it began {exc.doc[:200]!r}" if isinstance(getattr(exc, "doc", None), str) else ""
-            logger.error(
-                "Dropped a malformed message from the broker (not a kombu JSON envelope): %s: %s%s",
-                type(exc).__name__,
-                exc,
-                start,
-            )
-            return True
-
-    def _claim_read(self, **options):
-        queue, self._waiting_on = self._waiting_on, None
+        command = "BRPOP" if self._waiting_on is None else "BLMOVE"
         try:
             try:
-                waiting = self.client.parse_response(self.client.connection, "BLMOVE", **options)
+                reply = self.client.parse_response(self.client.connection, command, **options)
             except self.connection_errors:
+                # As kombu does: the next poll reconnects.
                 self.client.connection.disconnect()
                 raise
         finally:
             self._in_poll = None
-            # What kombu does once the BRPOP connection is idle (kombu >= 5.6: streaming re-authentication).
-            flush_reauth = getattr(self, "_flush_brpop_reauth", None)
-            if flush_reauth is not None:
-                flush_reauth()
-        if waiting is None:
+            # What kombu does once the BRPOP connection is idle: flush a streaming re-authentication.
+            self._flush_brpop_reauth()
+        if not reply:
+            self._waiting_on = None
             raise Empty()
-        claimed = self.claim(queue)
-        if claimed is None:
-            raise Empty()  # another worker took it first
-        message, self.claimed_tag = claimed
+        if command == "BRPOP":
+            key, raw = reply
+            queue = bytes_to_str(key).rsplit(self.sep, 1)[0]
+        else:
+            queue, self._waiting_on = self._waiting_on, None
+            claimed = self.claim(queue)
+            if claimed is None:
+                raise Empty()  # another worker took it first
+            raw, self.claimed_tag = claimed
         self._queue_cycle.rotate(queue)
-        self.connection._deliver(loads(bytes_to_str(message)), queue)
+        try:
+            envelope = decode_envelope(raw)
+        except MalformedMessageError as exc:
+            self._drop(exc)
+            return True
+        self.connection._deliver(envelope, queue)
         return True
+
+    def _drop(self, exc: MalformedMessageError) -> None:
+        """Forget a message nobody can read (2. in the module docstring), and say where it came from."""
+        if self.claimed_tag is not None:
+            # Recorded as unacked by the claim: Redis must not deliver it again.
+            self.qos.forget(self.claimed_tag)
+            self.claimed_tag = None
+        logger.error("Dropped a malformed message from the broker (not a kombu JSON envelope): %s", exc)
 
     def claim(self, queue: str) -> tuple[bytes, str | None] | None:
         """Pop the oldest message of ``queue`` and record it as unacked, in one step.

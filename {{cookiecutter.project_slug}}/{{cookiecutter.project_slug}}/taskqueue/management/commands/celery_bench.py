@@ -16,7 +16,7 @@ try:
     from tools.bench.machine import describe_machine
     from tools.bench.report import markdown_table, ratios
     from tools.bench.reporting import redis_client
-    from tools.bench.runner import run_benchmark
+    from tools.bench.runner import run_benchmark, run_metrics_comparison
     from tools.bench.scratch_redis import DEFAULT_DATABASE, claim, with_database
     from tools.bench.workloads import FULL, QUICK
     from tools.redis_server import RedisServer
@@ -39,6 +39,12 @@ class Command(BaseCommand):
             "--compare-defaults",
             action="store_true",
             help="Also run with Celery's default delivery settings (early ack, prefetch 4) and print the ratios.",
+        )
+        parser.add_argument(
+            "--compare-metrics",
+            action="store_true",
+            help="Only workload (a), no-op throughput, with the task metrics on and off (TASK_METRICS): both figures "
+            "and their ratio.",
         )
         parser.add_argument("--quick", action="store_true", help="A few tasks per workload: checks, not figures.")
         parser.add_argument("--json", action="store_true", help="Print the figures as JSON instead of a table.")
@@ -81,6 +87,17 @@ class Command(BaseCommand):
             client = redis_client(redis_url)
             claim(client, flush=options["yes"])
             result = {"machine": describe_machine(client)}
+            if options["compare_metrics"]:
+                result["metrics"] = run_metrics_comparison(
+                    celery_app,
+                    redis_url,
+                    settings.SETTINGS_MODULE,
+                    QUICK if options["quick"] else FULL,
+                    self.show_progress,
+                    rounds=rounds,
+                )
+                self.stdout.write(json.dumps(result, indent=2) if options["json"] else metrics_summary(result))
+                return
             result["runs"] = run_benchmark(
                 celery_app,
                 redis_url,
@@ -110,3 +127,14 @@ class Command(BaseCommand):
         elif milestone != self.last_milestone:
             self.stderr.write(f"{label}: {done}/{total}")
         self.last_milestone = milestone
+
+
+def metrics_summary(result: dict) -> str:
+    figures = result["metrics"]
+    throughput = figures["tasks_per_second"]
+    return (
+        f"Workload {figures['workload']}, {figures['tasks']} tasks, median of {figures['rounds']} round(s):\n"
+        f"  task metrics on:  {throughput['metrics_on']:.0f} tasks/s\n"
+        f"  task metrics off: {throughput['metrics_off']:.0f} tasks/s\n"
+        f"  on/off: {figures['ratio_on_to_off']:.3f} (cost {figures['cost_percent']:.1f} %)\n"
+    )

@@ -1,0 +1,125 @@
+"""/metrics with real workers and Redis: the numbers move as tasks are queued, run, fail and retry."""
+
+import time
+
+import pytest
+from celery import shared_task
+from prometheus_client.parser import text_string_to_metric_families
+
+from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
+from tests.support.consumers import paused
+from tests.support.waiting import wait_until
+from tests.taskqueue.tasks import build_delivery, record_delivery
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@shared_task(name="tests.metrics_retry_once", bind=True, max_retries=1)
+def retry_once(self) -> None:
+    if self.request.retries == 0:
+        raise self.retry(countdown=0)
+
+
+@shared_task(name="tests.metrics_always_fail")
+def always_fail() -> None:
+    raise ValueError("broken on purpose")
+
+
+def scrape(client, **headers) -> dict:
+    response = client.get("/metrics", **headers)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
+
+
+def succeeded(samples: dict, task: str, count: int) -> dict | None:
+    return samples if value(samples, "celery_task_succeeded_total", task=task) == count else None
+
+
+def value(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0)
+
+
+def test_queue_length_and_oldest_age_follow_the_queue(client, celery_workers):
+    with paused(celery_workers["cpu"], "cpu"):  # nothing consumes the cpu queue for a while
+        for marker in ("one", "two", "three"):
+            build_delivery.delay(marker)
+        queued = scrape(client)
+        assert value(queued, "celery_queue_length", queue="cpu") == 3
+        first_age = value(queued, "celery_queue_oldest_message_age_seconds", queue="cpu")
+        assert 0 <= first_age < 5
+        time.sleep(1.1)
+        assert value(scrape(client), "celery_queue_oldest_message_age_seconds", queue="cpu") >= first_age + 1
+    ran = wait_until(
+        lambda: succeeded(scrape(client), "tests.build_delivery", 3),
+        what="the three tasks to run",
+    )
+    assert value(ran, "celery_queue_length", queue="cpu") == 0
+    assert ("celery_queue_oldest_message_age_seconds", (("queue", "cpu"),)) not in ran  # empty: no age
+    assert value(ran, "celery_task_received_total", task="tests.build_delivery") == 3
+    assert value(ran, "celery_task_runtime_seconds_count", task="tests.build_delivery") == 3
+    assert value(ran, "celery_task_runtime_seconds_bucket", task="tests.build_delivery", le="+Inf") == 3
+
+
+def test_outcomes_retries_and_dead_letters_are_counted(client, celery_workers):
+    record_delivery.delay("ok", {})
+    retry_once.delay()
+    always_fail.delay()
+    samples = wait_until(
+        lambda: (
+            (s := scrape(client))
+            and value(s, "celery_task_succeeded_total", task="tests.metrics_retry_once") == 1
+            and value(s, "celery_task_dead_lettered_total", task="tests.metrics_always_fail") == 1
+            and value(s, "celery_task_succeeded_total", task="tests.record_delivery") == 1
+            and s
+        ),
+        what="the tasks to succeed, retry and fail",
+    )
+    assert value(samples, "celery_task_retried_total", task="tests.metrics_retry_once") == 1
+    # The retry is a new message.
+    assert value(samples, "celery_task_received_total", task="tests.metrics_retry_once") == 2
+    assert value(samples, "celery_task_failed_total", task="tests.metrics_always_fail") == 1
+    assert value(samples, "celery_task_failed_total", task="tests.record_delivery") == 0
+    assert value(samples, "celery_dead_letters_waiting") == 1
+    FailedTask.objects.update(replayed_at="2026-01-01T00:00Z")
+    assert value(scrape(client), "celery_dead_letters_waiting") == 0
+
+
+def test_workers_online_per_queue(client, celery_workers):
+    # Each worker refreshes its key every WORKER_PRESENCE_INTERVAL s (this test's Redis was just emptied).
+    samples = wait_until(
+        lambda: (s := scrape(client)) and all(value(s, "celery_queue_workers", queue=q) for q in celery_workers) and s,
+        timeout=15,
+        interval=0.5,
+        what="each queue's worker to report",
+    )
+    assert set(celery_workers) == {"default", "io", "cpu"}
+    assert value(samples, "celery_queue_workers", queue="default") == 1
+
+
+def test_the_token_guards_the_endpoint(client, settings):
+    settings.METRICS_TOKEN = "s3cret"  # noqa: S105
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert "celery_queue_length" in client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").content.decode()
+
+
+def test_seconds_since_beats_tick(client, settings, tmp_path):
+    from config.celery_app import app as celery_app
+    from {{ cookiecutter.project_slug }}.taskqueue.patches.django_celery_beat import HeartbeatDatabaseScheduler
+
+    settings.BEAT_HEARTBEAT_FILE = str(tmp_path / "celerybeat-heartbeat")
+    assert ("celery_beat_seconds_since_tick", ()) not in scrape(client)  # no beat ever ticked on this Redis
+    scheduler = HeartbeatDatabaseScheduler(app=celery_app)
+    try:
+        scheduler.tick()
+        first = value(scrape(client), "celery_beat_seconds_since_tick")
+        assert 0 <= first < 5
+        time.sleep(1.1)
+        assert value(scrape(client), "celery_beat_seconds_since_tick") >= first + 1  # stale without a tick
+    finally:
+        scheduler.close()

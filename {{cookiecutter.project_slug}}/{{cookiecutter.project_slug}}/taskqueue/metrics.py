@@ -1,0 +1,371 @@
+"""Task metrics: what workers record in Redis, and what web's ``/metrics`` renders for Prometheus.
+
+Web and workers run in different containers, so they cannot share a prometheus-client multiprocess
+directory. Instead every process adds its counts to hashes in the Redis they already share (under
+``metrics:``), and ``/metrics`` reads those hashes, the queues and the database at scrape time with a
+custom collector. No prometheus-client state lives in any process: gunicorn workers and prefork
+children need no multiprocess mode, and a restarted process loses nothing.
+
+Recorded by Celery signal receivers (connected in TaskQueueConfig.ready() when ``TASK_METRICS`` is on):
+received, succeeded, failed, retried and dead-lettered counts and a runtime histogram per task name.
+Each process buffers its counts and writes them in one pipeline at most every
+``TASK_METRICS_FLUSH_INTERVAL`` seconds, so a task costs a dict update, not a Redis round trip.
+Also written: a publish timestamp header on every message (the queue's oldest-message age), one key
+per worker and queue refreshed with a TTL (workers online), beat's last tick (the beat scheduler).
+"""
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter
+
+from celery import bootsteps
+from celery.signals import (
+    before_task_publish,
+    task_failure,
+    task_postrun,
+    task_prerun,
+    task_received,
+    task_retry,
+    task_success,
+    worker_process_shutdown,
+    worker_shutdown,
+)
+from django.conf import settings
+from django_redis import get_redis_connection
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "metrics:"
+COUNTS_KEY = PREFIX + "task:{event}"  # hash: task name -> count
+RUNTIME_KEY = PREFIX + "task:runtime"  # hash: "<task>|<bucket index>", "<task>|sum", "<task>|count"
+WORKER_KEY = PREFIX + "worker:{queue}:{hostname}"  # a key per consuming worker, expires unless refreshed
+BEAT_TICK_KEY = PREFIX + "beat:last-tick"  # Unix time of beat's last tick
+PUBLISHED_AT_HEADER = "published_at"
+EVENTS = ("received", "succeeded", "failed", "retried", "dead_lettered")
+# Seconds; no-op tasks take microseconds, report builds tens of seconds.
+RUNTIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+WORKER_PRESENCE_INTERVAL = 10  # seconds between refreshes; the key lives three times as long
+
+
+def redis():
+    # The cache's Redis (the broker's too): raw keys, outside the cache's KEY_PREFIX.
+    return get_redis_connection("default")
+
+
+def bucket_index(seconds: float) -> int:
+    for index, bound in enumerate(RUNTIME_BUCKETS):
+        if seconds <= bound:
+            return index
+    return len(RUNTIME_BUCKETS)  # +Inf
+
+
+class Recorder:
+    """This process's counts since its last flush; flushed by a daemon thread and at shutdown."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts: Counter = Counter()  # (event, task) -> n
+        self.runtime: Counter = Counter()  # (task, field) -> n or seconds
+        self.started: dict[str, float] = {}
+        self.flusher: threading.Thread | None = None
+        self.flusher_pid = None
+        # A prefork child (forked again whenever one is recycled) starts empty: the parent's unflushed counts
+        # are the parent's to write, and its lock may have been held by the parent's flusher at the fork.
+        os.register_at_fork(after_in_child=self.reset_after_fork)
+
+    def reset_after_fork(self) -> None:
+        self.lock = threading.Lock()
+        self.counts, self.runtime, self.started = Counter(), Counter(), {}
+
+    def count(self, event: str, task: str) -> None:
+        with self.lock:
+            self.counts[(event, task)] += 1
+        self.after_event()
+
+    def observe(self, task: str, seconds: float) -> None:
+        with self.lock:
+            self.runtime[(task, str(bucket_index(seconds)))] += 1
+            self.runtime[(task, "sum")] += seconds
+            self.runtime[(task, "count")] += 1
+        self.after_event()
+
+    def after_event(self) -> None:
+        interval = settings.TASK_METRICS_FLUSH_INTERVAL
+        if interval <= 0:
+            self.flush()
+            return
+        # Started lazily in each process (prefork children are forked without the parent's threads).
+        if self.flusher_pid != os.getpid():
+            self.flusher_pid = os.getpid()
+            self.flusher = threading.Thread(target=self.flush_every, args=(interval,), daemon=True)
+            self.flusher.start()
+
+    def flush_every(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            counts, runtime = self.counts, self.runtime
+            self.counts, self.runtime = Counter(), Counter()
+        if not counts and not runtime:
+            return
+        try:
+            pipe = redis().pipeline(transaction=False)
+            for (event, task), n in counts.items():
+                pipe.hincrby(COUNTS_KEY.format(event=event), task, n)
+            for (task, field), n in runtime.items():
+                if field == "sum":
+                    pipe.hincrbyfloat(RUNTIME_KEY, f"{task}|sum", n)
+                else:
+                    pipe.hincrby(RUNTIME_KEY, f"{task}|{field}", int(n))
+            pipe.execute()
+        except Exception as exc:  # metrics must never fail a task; these counts are lost
+            logger.warning("Could not write task metrics to Redis: %s", exc)
+
+
+recorder = Recorder()
+
+
+def _name(sender=None, request=None) -> str:
+    return getattr(sender, "name", None) or getattr(request, "task", None) or "?"
+
+
+def on_publish(sender=None, headers=None, **extra):
+    if headers is not None:
+        headers.setdefault(PUBLISHED_AT_HEADER, time.time())
+
+
+def on_received(sender=None, request=None, **extra):
+    # The worker's Request: its name is the task's name (its .task is the Task object).
+    recorder.count("received", getattr(request, "name", None) or "?")
+
+
+def on_prerun(sender=None, task_id=None, **extra):
+    recorder.started[task_id] = time.perf_counter()
+
+
+def on_postrun(sender=None, task_id=None, **extra):
+    started = recorder.started.pop(task_id, None)
+    if started is not None:
+        recorder.observe(_name(sender), time.perf_counter() - started)
+
+
+def on_success(sender=None, **extra):
+    recorder.count("succeeded", _name(sender))
+
+
+def on_failure(sender=None, **extra):
+    recorder.count("failed", _name(sender))
+
+
+def on_retry(sender=None, request=None, **extra):
+    recorder.count("retried", _name(sender, request))
+
+
+def on_dead_letter(sender=None, instance=None, created=False, **extra):
+    if created:
+        recorder.count("dead_lettered", instance.task_name)
+
+
+def on_shutdown(**extra):
+    recorder.flush()
+
+
+def connect() -> None:
+    """Connect the receivers (TaskQueueConfig.ready()); task outcomes only when TASK_METRICS is on.
+
+    The publish timestamp is always added: a queue's oldest-message age needs it, whatever the workers record.
+    """
+    from django.db.models.signals import post_save
+
+    from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
+
+    before_task_publish.connect(on_publish, weak=False, dispatch_uid="metrics.publish")
+    if not settings.TASK_METRICS:
+        return
+    task_received.connect(on_received, weak=False, dispatch_uid="metrics.received")
+    task_prerun.connect(on_prerun, weak=False, dispatch_uid="metrics.prerun")
+    task_postrun.connect(on_postrun, weak=False, dispatch_uid="metrics.postrun")
+    task_success.connect(on_success, weak=False, dispatch_uid="metrics.success")
+    task_failure.connect(on_failure, weak=False, dispatch_uid="metrics.failure")
+    task_retry.connect(on_retry, weak=False, dispatch_uid="metrics.retry")
+    post_save.connect(on_dead_letter, sender=FailedTask, weak=False, dispatch_uid="metrics.dead_letter")
+    worker_process_shutdown.connect(on_shutdown, weak=False, dispatch_uid="metrics.process_shutdown")
+    worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="metrics.shutdown")
+
+
+class WorkerPresence(bootsteps.StartStopStep):
+    """A consumer step: while the worker consumes, one key per (queue, worker) that expires unless refreshed."""
+
+    requires = {"celery.worker.consumer.tasks:Tasks"}
+
+    def __init__(self, parent, **kwargs):
+        super().__init__(parent, **kwargs)
+        self.stopped = threading.Event()
+        self.keys: list[str] = []
+
+    def start(self, c):
+        queues = [queue.name for queue in c.task_consumer.queues]
+        self.keys = [WORKER_KEY.format(queue=queue, hostname=c.hostname) for queue in queues]
+        self.stopped.clear()
+        self.refresh()
+        threading.Thread(target=self.refresh_until_stopped, daemon=True).start()
+
+    def refresh(self) -> None:
+        try:
+            pipe = redis().pipeline(transaction=False)
+            for key in self.keys:
+                pipe.set(key, int(time.time()), ex=WORKER_PRESENCE_INTERVAL * 3)
+            pipe.execute()
+        except Exception as exc:
+            logger.warning("Could not record this worker's presence in Redis: %s", exc)
+
+    def refresh_until_stopped(self) -> None:
+        while not self.stopped.wait(WORKER_PRESENCE_INTERVAL):
+            self.refresh()
+
+    def stop(self, c):
+        self.stopped.set()
+        try:
+            if self.keys:
+                redis().delete(*self.keys)
+        except Exception as exc:
+            logger.warning("Could not remove this worker's presence from Redis: %s", exc)
+
+    shutdown = stop
+
+
+def record_beat_tick() -> None:
+    """Called by the beat scheduler after every tick that worked."""
+    try:
+        redis().set(BEAT_TICK_KEY, time.time())
+    except Exception as exc:
+        logger.warning("Could not record beat's tick in Redis: %s", exc)
+
+
+# Read at scrape time (web) and by the admin's queues page.
+
+
+def queue_names() -> list[str]:
+    return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+
+
+def oldest_age(raw: bytes | None, now: float) -> float | None:
+    """Seconds since the message was published; None if there is none or it has no timestamp."""
+    if raw is None:
+        return None
+    try:
+        published = json.loads(raw).get("headers", {}).get(PUBLISHED_AT_HEADER)
+        return max(0.0, now - float(published))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def queue_states() -> list[dict]:
+    """Per queue: depth, age of the message consumed next (kombu takes from the list's right end), workers."""
+    client = redis()
+    names = queue_names()
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.llen(name)
+        pipe.lindex(name, -1)
+    replies = pipe.execute()
+    workers: dict[str, list[str]] = {name: [] for name in names}
+    for key in client.scan_iter(match=WORKER_KEY.format(queue="*", hostname="*"), count=1000):
+        _, _, queue, hostname = key.decode().split(":", 3)
+        workers.setdefault(queue, []).append(hostname)
+    now = time.time()
+    return [
+        {
+            "name": name,
+            "depth": replies[2 * index],
+            "oldest_age": oldest_age(replies[2 * index + 1], now),
+            "workers": sorted(workers.get(name, [])),
+        }
+        for index, name in enumerate(names)
+    ]
+
+
+def beat_seconds_since_tick() -> float | None:
+    raw = redis().get(BEAT_TICK_KEY)
+    return None if raw is None else max(0.0, time.time() - float(raw))
+
+
+def dead_letters_waiting() -> int:
+    from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
+
+    return FailedTask.objects.filter(replayed_at__isnull=True).count()
+
+
+def task_counts() -> dict[str, dict[str, int]]:
+    client = redis()
+    pipe = client.pipeline(transaction=False)
+    for event in EVENTS:
+        pipe.hgetall(COUNTS_KEY.format(event=event))
+    return {
+        event: {task.decode(): int(n) for task, n in reply.items()}
+        for event, reply in zip(EVENTS, pipe.execute(), strict=True)
+    }
+
+
+def runtime_histograms() -> dict[str, dict]:
+    histograms: dict[str, dict] = {}
+    for field, value in redis().hgetall(RUNTIME_KEY).items():
+        task, part = field.decode().rsplit("|", 1)
+        histogram = histograms.setdefault(task, {"buckets": [0] * (len(RUNTIME_BUCKETS) + 1), "sum": 0.0})
+        if part == "sum":
+            histogram["sum"] = float(value)
+        elif part != "count":
+            histogram["buckets"][int(part)] = int(value)
+    return histograms
+
+
+class TaskQueueCollector:
+    """A prometheus-client collector that computes everything at scrape time (see the module docstring)."""
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+        states = queue_states()
+        length = GaugeMetricFamily("celery_queue_length", "Messages waiting in the queue", labels=["queue"])
+        age = GaugeMetricFamily(
+            "celery_queue_oldest_message_age_seconds",
+            "Seconds since the next message to be consumed was published (absent: empty queue or no timestamp)",
+            labels=["queue"],
+        )
+        workers = GaugeMetricFamily("celery_queue_workers", "Workers consuming the queue", labels=["queue"])
+        for state in states:
+            length.add_metric([state["name"]], state["depth"])
+            if state["oldest_age"] is not None:
+                age.add_metric([state["name"]], state["oldest_age"])
+            workers.add_metric([state["name"]], len(state["workers"]))
+        yield from (length, age, workers)
+
+        counts = task_counts()
+        for event in EVENTS:
+            family = CounterMetricFamily(f"celery_task_{event}", f"Tasks {event.replace('_', '-')}", labels=["task"])
+            for task, n in sorted(counts[event].items()):
+                family.add_metric([task], n)
+            yield family
+
+        runtime = HistogramMetricFamily("celery_task_runtime_seconds", "Task run time", labels=["task"])
+        for task, histogram in sorted(runtime_histograms().items()):
+            cumulative, buckets = 0, []
+            for bound, n in zip((*RUNTIME_BUCKETS, float("inf")), histogram["buckets"], strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            runtime.add_metric([task], buckets, histogram["sum"])
+        yield runtime
+
+        since_tick = beat_seconds_since_tick()
+        if since_tick is not None:
+            yield GaugeMetricFamily("celery_beat_seconds_since_tick", "Seconds since beat's last tick", since_tick)
+        yield GaugeMetricFamily("celery_dead_letters_waiting", "Dead letters not replayed", dead_letters_waiting())
