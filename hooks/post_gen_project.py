@@ -167,7 +167,8 @@ def lock_dependencies(root: Path) -> str:
 def print_next_steps(lock_note: str) -> None:
     print(
         f"""
-Generated {SLUG}. Secrets for this project are in .env and .envs/ (git-ignored).
+Generated {SLUG}. Its secrets are in .env and .envs/.production/ (git-ignored); .envs/.local/ holds the local
+containers' values and is committed, so a teammate's clone runs `docker compose up` as it is.
 {lock_note}
 
 With Docker:

@@ -4,7 +4,9 @@ For the default bake and the all-off bake: every Dockerfile target builds; the p
 non-root user without tests, tools or env files; `docker-compose.yml` and then `docker-compose.production.yml`
 come up with every long-running service healthy within HEALTH_BUDGET, answer /healthz/, run one task through each
 queue's worker container, guard Flower with basic auth, hold the beat lock, catch local mail, redirect production's
-plain HTTP to https, and log no ERROR line or traceback; `down -v` at the end.
+plain HTTP to https, and log no ERROR line or traceback; `down -v` at the end. The local stack runs from a git
+clone of the bake, as a teammate gets it (the committed local env files are all it needs), and an edited task module
+restarts its workers (compose/local/reload), whose new task then runs.
 
 On the default bake's production stack, delivery across container deaths, counted in the database with the
 generated project's own reliability ledger (tests/reliability/, mounted into the containers by an override file
@@ -252,9 +254,30 @@ def test_images_build_non_root_without_tests_or_tools(engine: Engine, project: P
     )
 
 
-def test_local_stack(engine: Engine, project: Project):
-    stack = _stack(engine, project, "docker-compose.yml", "local")
-    env = read_env_file(project.path / ".envs/.local/.django")
+def teammate_clone(project: Project, destination: Path) -> Project:
+    """The bake as a teammate gets it: committed, then cloned, so no git-ignored file (.env, production) comes."""
+    for argv in (["init", "-q"], ["add", "--all"], ["-c", "user.name=t", "-c", "user.email=t@example.com",
+                                                      "commit", "-qm", "bake"]):  # fmt: skip
+        subprocess.run(["git", *argv], cwd=project.path, check=True, capture_output=True)
+    clone = destination / project.slug
+    subprocess.run(["git", "clone", "-q", str(project.path), str(clone)], check=True, capture_output=True)
+    assert not (clone / ".env").exists() and not (clone / ".envs/.production").exists()
+    return Project(name=project.name, path=clone, slug=project.slug, flower=project.flower)
+
+
+RELOAD_PROBE = """
+
+@shared_task(name="taskqueue.reload_probe")
+def reload_probe() -> str:
+    return "picked up by the reload"
+"""
+
+
+def test_local_stack(engine: Engine, project: Project, tmp_path: Path):
+    # Run from a clone, the way a teammate starts it: the committed local env files are all it needs.
+    clone = teammate_clone(project, tmp_path)
+    stack = _stack(engine, clone, "docker-compose.yml", "local")
+    env = read_env_file(clone.path / ".envs/.local/.django")
     try:
         stack.down()  # volumes an interrupted run left behind hold another bake's passwords
         started = time.monotonic()
@@ -264,7 +287,7 @@ def test_local_stack(engine: Engine, project: Project):
         status, _, body = http("http://127.0.0.1:8000/healthz/", "localhost")
         assert status == 200, body
         _check_queues(stack)
-        _check_flower(stack, project, env)
+        _check_flower(stack, clone, env)
         _check_beat_lock(stack, auth=None)
         # Local mail goes to the mail catcher.
         stack.compose("exec", "-T", "web", "python", "manage.py", "sendtestemail", "someone@example.com")
@@ -274,10 +297,37 @@ def test_local_stack(engine: Engine, project: Project):
             return status == 200 and json.loads(body).get("total", 0) >= 1
 
         wait_for("the test mail in the mail catcher", caught, budget=30)
+        reloaded = _check_reload(stack, clone)
         _check_logs(stack)
-        report(f"CONTAINERS {project.name} local stack: up and healthy in {up:.0f} s (health wait {healthy:.0f} s)")
+        report(
+            f"CONTAINERS {project.name} local stack (from a clone): up and healthy in {up:.0f} s (health wait "
+            f"{healthy:.0f} s); an edited task module reloaded every worker in {reloaded:.0f} s"
+        )
     finally:
         stack.down()
+
+
+def _check_reload(stack: Stack, clone: Project) -> float:
+    """A task added to a mounted module runs without a restart by hand: compose/local/reload restarts workers."""
+    workers = ["worker", "worker-io", "worker-cpu"]
+    tasks = clone.path / clone.slug / "taskqueue" / "tasks.py"
+    started = time.monotonic()
+    tasks.write_text(tasks.read_text() + RELOAD_PROBE)
+    for service in workers:
+        wait_for(f"{service} restarted by the reloader", lambda service=service: "reload: " in stack.logs(service))
+        wait_for(
+            f"{service} ready again",
+            lambda service=service: stack.logs(service).split("reload: ", 1)[-1].count(" ready.") >= 1,
+        )
+    took = time.monotonic() - started
+    sent = stack.compose(
+        "exec", "-T", "web", "celery", "-A", "config.celery_app", "call", "taskqueue.reload_probe",
+    ).stdout.strip().splitlines()[-1]  # fmt: skip
+    wait_for(
+        "the new task on the reloaded worker",
+        lambda: f"[{sent}] succeeded" in stack.logs("worker") and "picked up by the reload" in stack.logs("worker"),
+    )
+    return took
 
 
 def test_production_stack(engine: Engine, project: Project):
