@@ -6,7 +6,7 @@ come up with every long-running service healthy within HEALTH_BUDGET, answer /he
 queue's worker container, guard Flower with basic auth, hold the beat lock, catch local mail, redirect production's
 plain HTTP to https, and log no ERROR line or traceback; `down -v` at the end. The local stack runs from a git
 clone of the bake, as a teammate gets it (the committed local env files are all it needs), and an edited task module
-restarts its workers (compose/local/reload), whose new task then runs.
+restarts its workers (compose/local/reload.py), whose new task then runs.
 
 On the default bake's production stack, delivery across container deaths, counted in the database with the
 generated project's own reliability ledger (tests/reliability/, mounted into the containers by an override file
@@ -308,7 +308,7 @@ def test_local_stack(engine: Engine, project: Project, tmp_path: Path):
 
 
 def _check_reload(stack: Stack, clone: Project) -> float:
-    """A task added to a mounted module runs without a restart by hand: compose/local/reload restarts workers."""
+    """A task added to a mounted module runs without a restart by hand: compose/local/reload.py restarts workers."""
     workers = ["worker", "worker-io", "worker-cpu"]
     tasks = clone.path / clone.slug / "taskqueue" / "tasks.py"
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""compose/local/reload, which the local compose file runs each worker under.
+"""compose/local/reload.py, which the local compose file runs each worker under.
 
 A changed Python file restarts the command with SIGTERM (a Celery worker's warm shutdown), and a SIGTERM to the
 reloader (`docker compose stop`) reaches the command, which the reloader waits for before it exits.
@@ -12,7 +12,7 @@ import textwrap
 from tests.support.waiting import wait_until
 from tools.procfile import PROJECT_DIR
 
-RELOADER = PROJECT_DIR / "compose" / "local" / "reload"
+RELOADER = PROJECT_DIR / "compose" / "local" / "reload.py"
 # The watched command: records each start and each SIGTERM it gets, then waits to be stopped. Its log is in the
 # watched directory too, and must not restart it (only Python files do).
 COMMAND = textwrap.dedent(
@@ -34,9 +34,8 @@ def events(directory) -> list[str]:
 
 
 def test_a_code_change_restarts_the_command_and_a_sigterm_stops_both(tmp_path):
-    (tmp_path / "command.py").write_text(COMMAND)
     reloader = subprocess.Popen(
-        [sys.executable, str(RELOADER), sys.executable, "command.py"],
+        [sys.executable, str(RELOADER), sys.executable, "-c", COMMAND],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -18,7 +18,7 @@ PROCFILE = "Procfile"
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.production.yml")
 KUBERNETES_DIR = "deploy/kubernetes"
 # Local compose runs the workers under this reloader (restart on code changes): the command is what follows it.
-RELOADER = "compose/local/reload"
+RELOADER = "compose/local/reload.py"
 # What Docker and Kubernetes wait between SIGTERM and SIGKILL when the definition does not say.
 COMPOSE_DEFAULT_GRACE = 10.0
 KUBERNETES_DEFAULT_GRACE = 30.0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Local development only: run a command and restart it whenever a Python file under /app changes.
 
-docker-compose.yml runs each worker through this (`compose/local/reload compose/start-worker`), so edited
+docker-compose.yml runs each worker through this (`compose/local/reload.py compose/start-worker`), so edited
 tasks are picked up the way runserver picks up edited views. A restart sends the worker SIGTERM, Celery's warm
 shutdown: running tasks finish first. A SIGTERM to this script (`docker compose stop`) is passed on the same way,
 and the script exits once the command has. If the command dies (a syntax error, say), the next change starts it.
@@ -23,7 +23,7 @@ def stop(process: subprocess.Popen) -> int:
 
 def main(command: list[str]) -> int:
     if not command:
-        sys.exit("usage: compose/local/reload COMMAND [ARG...]")
+        sys.exit("usage: compose/local/reload.py COMMAND [ARG...]")
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
