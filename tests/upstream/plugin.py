@@ -122,7 +122,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Listed ``xfail`` tests must fail (strict: one that passes is a stale exclusion); ``deselect`` ones do not run."""
+    """Listed ``xfail`` tests must fail (strict: one that passes is a stale exclusion); ``deselect`` ones don't run."""
     keep, drop = [], []
     for item in items:
         collected.append(item.nodeid)
@@ -148,7 +148,6 @@ def _fresh_beat_lock():
         from django.core.cache import cache
 
         cache.delete(import_module(f"{PROJECT}.taskqueue.patches.django_celery_beat").BEAT_LOCK_KEY)
-    yield
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
