@@ -74,6 +74,9 @@ def substitute_kombu() -> None:
     patch = import_module(f"{PROJECT}.taskqueue.patches.kombu")
     for name in ("QoS", "Channel", "Transport"):
         rebind(stock, name, getattr(patch, name))
+    for name in ("SentinelChannel", "SentinelTransport"):  # if the project patches sentinel:// too
+        if hasattr(patch, name):
+            rebind(stock, name, getattr(patch, name))
     # Connection("redis://...") resolves the transport by URL scheme, as the project's install() arranges.
     for scheme in ("redis", "rediss"):
         TRANSPORT_ALIASES[scheme] = f"{patch.__name__}:Transport"
