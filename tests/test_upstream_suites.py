@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from bakery import CACHE_DIR, free_port, project_env, uv
+from bakery import ALL_DEPENDENCIES_CONTEXT, CACHE_DIR, free_port, project_env, uv
 
 pytestmark = pytest.mark.upstream
 
@@ -142,7 +142,7 @@ def fetch_sdist(distribution: str, version: str) -> Path:
 @pytest.fixture(scope="session")
 def upstream_venv(template_venv: Path, bake_once) -> Path:
     """The generated project's dependencies plus TEST_REQUIREMENTS, cached by a digest of both."""
-    project = bake_once("upstream-deps", result_backend="django-db", use_flower="y", use_sentry="y")
+    project = bake_once("upstream-deps", **ALL_DEPENDENCIES_CONTEXT)
     pyproject = (project / "pyproject.toml").read_bytes()
     digest = hashlib.sha256(pyproject + "\n".join(TEST_REQUIREMENTS).encode() + sys.version.encode()).hexdigest()
     venv = CACHE_DIR / f"upstream-venv-{digest[:16]}"
@@ -151,11 +151,13 @@ def upstream_venv(template_venv: Path, bake_once) -> Path:
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
             subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, timeout=120)
-            subprocess.run(
+            result = subprocess.run(
                 [uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
                  "-r", str(project / "pyproject.toml"), *TEST_REQUIREMENTS],
-                check=True, timeout=900,
+                capture_output=True, text=True, check=False, timeout=900,
             )  # fmt: skip
+            if result.returncode != 0:
+                pytest.fail(f"Could not build the upstream suites' virtualenv {venv}:\n{result.stderr[-4000:]}")
             (venv / ".complete").touch()
     return venv
 
@@ -195,8 +197,8 @@ class RedisServer:
 def test_upstream_suites_pass_with_the_projects_classes(
     bake_once, upstream_venv, template_venv, postgres_url, tmp_path
 ):
-    project = bake_once("default")
-    package = next(path.parents[2].name for path in project.glob("*/taskqueue/patches/__init__.py"))
+    project = bake_once("defaults")  # result_backend=django-db: all three patch modules
+    package = next(path.parents[2].name for path in project.glob("*/taskqueue/patches/django_celery_results.py"))
     versions = installed_versions(template_venv)
     assert versions == installed_versions(upstream_venv), "the upstream venv must hold the project's versions"
     sdists = {name: fetch_sdist(name, version) for name, version in versions.items()}
