@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,8 @@ pytestmark = pytest.mark.upstream
 HERE = Path(__file__).resolve().parent / "upstream"
 EXCLUSIONS = HERE / "exclusions.toml"
 SDIST_DIR = CACHE_DIR / "upstream-sdists"
+# Each run's output is copied here (suite-shard.txt), to read after pytest has removed its tmp dirs.
+ARTIFACTS = Path(os.environ.get("TEMPLATE_TEST_ARTIFACTS", CACHE_DIR / "artifacts")) / "upstream-suites"
 # What the upstream test trees import beyond the generated project's own dependencies (their requirements/test*.txt,
 # without the linters, coverage and pretty-printers), and why each is here.
 TEST_REQUIREMENTS = [
@@ -43,9 +46,10 @@ TEST_REQUIREMENTS = [
     "ephem",  # beat's solar schedules
     "hypothesis<7",  # kombu's test.txt
     "pytest-freezer",  # kombu's test.txt (freezer fixture)
-    "pytest-rerunfailures",  # kombu's integration tests mark the timing-sensitive ones flaky(reruns=...)
     "pytz",  # results' test.txt
 ]
+# Not pytest-rerunfailures (kombu's test-integration.txt): a flaky test is a failing test, so its flaky(reruns=5)
+# marks stay inert and a test that fails once fails here.
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Suite:
     settings: str | None = None  # DJANGO_SETTINGS_MODULE (tests/upstream/settings_*.py)
     shards: int = 1  # concurrent processes, each with its own redis-server (the tests mostly sleep)
     substituted: list[str] = field(default_factory=list)  # upstream names the report must show rebound
+    transport_options: dict = field(default_factory=dict)  # kombu Connection defaults (plugin.py)
 
 
 SUITES = [
@@ -74,6 +79,17 @@ SUITES = [
         ["t/integration/test_redis.py", "t/integration/test_redis_brpop_qos.py"],
         shards=6,
         substituted=["kombu.transport.redis.Transport", "kombu.transport.redis.Channel", "kombu.transport.redis.QoS"],
+    ),
+    # Again with the transport option the project sets (config/settings/base.py CELERY_BROKER_TRANSPORT_OPTIONS)
+    # that switches its atomic receive on: one Redis list per queue. Without it kombu's BRPOP path runs.
+    Suite(
+        "kombu-integration-project-options",
+        "kombu",
+        "kombu",
+        ["t/integration/test_redis.py", "t/integration/test_redis_brpop_qos.py"],
+        shards=6,
+        substituted=["kombu.transport.redis.Transport", "kombu.transport.redis.Channel", "kombu.transport.redis.QoS"],
+        transport_options={"priority_steps": [0]},
     ),
     Suite(
         "results",
@@ -226,6 +242,7 @@ def test_upstream_suites_pass_with_the_projects_classes(
                         "UPSTREAM_SECTION": suite.name,
                         "UPSTREAM_REPORT": str(report),
                         "UPSTREAM_SHARD": f"{shard}/{suite.shards}",
+                        "UPSTREAM_TRANSPORT_OPTIONS": json.dumps(suite.transport_options),
                         # kombu's integration tests read these (its CI's docker service names).
                         "REDIS_HOST": "127.0.0.1",
                         "REDIS_6379_TCP": str(server.port),
@@ -259,6 +276,10 @@ def test_upstream_suites_pass_with_the_projects_classes(
         for server in servers:
             server.stop()
     wall = time.monotonic() - started
+    shutil.rmtree(ARTIFACTS, ignore_errors=True)
+    ARTIFACTS.mkdir(parents=True)
+    for suite, shard, _process, _report, output in runs:
+        shutil.copy(output, ARTIFACTS / f"{suite.name}-{shard}.txt")
 
     problems = []
     lines = [f"upstream suites (concurrently, {wall:.0f} s wall):"]
@@ -281,6 +302,8 @@ def test_upstream_suites_pass_with_the_projects_classes(
             wrong = {
                 name: target for name, target in data["substituted"].items() if not target.startswith(f"{package}.")
             }
+            if data["transport_options"] != suite.transport_options:
+                problems.append(f"{suite.name} shard {shard}: transport options {data['transport_options']}")
             if missing or wrong:
                 problems.append(f"{suite.name} shard {shard}: not substituted: {missing or wrong}")
         listed = exclusions[suite.name]
@@ -290,8 +313,7 @@ def test_upstream_suites_pass_with_the_projects_classes(
         for nodeid, outcome in sorted(outcomes.items()):
             expected = "xfailed" if listed.get(nodeid, {}).get("how") == "xfail" else "passed"
             if outcome != expected:
-                output = next(str(run[4]) for run in shards)
-                problems.append(f"{suite.name}: {nodeid} {outcome}, expected {expected} (output in {output})")
+                problems.append(f"{suite.name}: {nodeid} {outcome}, expected {expected} (output in {ARTIFACTS})")
         deselected = sorted(nodeid for nodeid, entry in listed.items() if entry["how"] == "deselect")
         ran_deselected = [nodeid for nodeid in deselected if nodeid in outcomes]
         if ran_deselected:

@@ -9,7 +9,8 @@ Environment:
   ``sys.path`` (PYTHONPATH);
 - ``UPSTREAM_EXCLUSIONS``: exclusions.toml; ``UPSTREAM_SECTION``: its section for this run;
 - ``UPSTREAM_REPORT``: where to write the JSON report the template test reads;
-- ``UPSTREAM_SHARD``: ``i/n``, to split one suite over n concurrent processes.
+- ``UPSTREAM_SHARD``: ``i/n``, to split one suite over n concurrent processes;
+- ``UPSTREAM_TRANSPORT_OPTIONS``: JSON, kombu transport options every Connection gets by default.
 
 Substitution is by the public names of the project's patch modules, never by their internals: the upstream
 module attribute (``kombu.transport.redis.Transport``, ``django_celery_beat.schedulers.DatabaseScheduler``,
@@ -37,6 +38,7 @@ PROJECT = os.environ.get("UPSTREAM_PROJECT", "")
 
 instances: Counter[str] = Counter()
 substituted: dict[str, str] = {}
+transport_defaults: dict = {}
 outcomes: dict[str, str] = {}
 exclusions: dict[str, dict[str, str]] = {}
 collected: list[str] = []
@@ -77,6 +79,19 @@ def substitute_kombu() -> None:
     for name in ("SentinelChannel", "SentinelTransport"):  # if the project patches sentinel:// too
         if hasattr(patch, name):
             rebind(stock, name, getattr(patch, name))
+    # UPSTREAM_TRANSPORT_OPTIONS: defaults under every Connection's own transport_options, as the project's
+    # CELERY_BROKER_TRANSPORT_OPTIONS are (priority_steps [0] is what switches its atomic receive on).
+    defaults = json.loads(os.environ.get("UPSTREAM_TRANSPORT_OPTIONS") or "{}")
+    if defaults:
+        import kombu.connection
+
+        original = kombu.connection.Connection.__init__
+
+        def __init__(self, *args, transport_options=None, **kwargs):
+            original(self, *args, transport_options={**defaults, **(transport_options or {})}, **kwargs)
+
+        kombu.connection.Connection.__init__ = __init__
+        transport_defaults.update(defaults)
     # Connection("redis://...") resolves the transport by URL scheme, as the project's install() arranges.
     for scheme in ("redis", "rediss"):
         TRANSPORT_ALIASES[scheme] = f"{patch.__name__}:Transport"
@@ -169,6 +184,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "python": sys.version,
         "substituted": substituted,
         "instances": dict(instances),
+        "transport_options": transport_defaults,
         "collected": collected,
         "outcomes": outcomes,
         "seconds": round(time.monotonic() - started, 1),
