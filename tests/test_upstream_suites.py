@@ -200,6 +200,19 @@ class RedisServer:
         self.stop()
         pytest.fail(f"redis-server did not answer on port {self.port}", pytrace=False)
 
+    def command_calls(self) -> Counter[str]:
+        """Calls per Redis command so far (INFO commandstats): which receive path the transport took."""
+        info = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "INFO", "commandstats"],
+            capture_output=True, text=True, check=False, timeout=10,
+        ).stdout  # fmt: skip
+        calls: Counter[str] = Counter()
+        for line in info.splitlines():
+            name, _, stats = line.partition(":")
+            if name.startswith("cmdstat_") and stats.startswith("calls="):
+                calls[name.removeprefix("cmdstat_").upper()] = int(stats.split(",")[0].removeprefix("calls="))
+        return calls
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -261,24 +274,26 @@ def test_upstream_suites_pass_with_the_projects_classes(
                 process = subprocess.Popen(
                     argv, cwd=sdists[suite.distribution], env=env, stdout=log, stderr=subprocess.STDOUT
                 )
-                runs.append((suite, shard, process, report, workdir / "output.txt"))
-        for _suite, _shard, process, _report, _output in runs:
+                runs.append((suite, shard, process, report, workdir / "output.txt", server))
+        for _suite, _shard, process, _report, _output, _server in runs:
             try:
                 process.wait(timeout=600)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
     finally:
-        for _suite, _shard, process, _report, _output in runs:
+        commands = {suite.name: Counter() for suite in SUITES}
+        for suite, _shard, process, _report, _output, server in runs:
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            commands[suite.name].update(server.command_calls())
         for server in servers:
             server.stop()
     wall = time.monotonic() - started
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     ARTIFACTS.mkdir(parents=True)
-    for suite, shard, _process, _report, output in runs:
+    for suite, shard, _process, _report, output, _server in runs:
         shutil.copy(output, ARTIFACTS / f"{suite.name}-{shard}.txt")
 
     problems = []
@@ -289,7 +304,7 @@ def test_upstream_suites_pass_with_the_projects_classes(
         collected: set[str] = set()  # every shard collects the whole suite
         instances: Counter[str] = Counter()
         seconds = 0.0
-        for _suite, shard, _process, report, output in shards:
+        for _suite, shard, _process, report, output, _server in shards:
             if not report.exists():
                 problems.append(f"{suite.name} shard {shard} wrote no report:\n{output.read_text()[-4000:]}")
                 continue
@@ -326,9 +341,12 @@ def test_upstream_suites_pass_with_the_projects_classes(
         if project_instances == 0:
             problems.append(f"{suite.name}: the project's classes were never instantiated: {dict(instances)}")
         lines.append(
-            f"  {suite.name:18} {suite.distribution}=={versions[suite.distribution]}: {passed} passed, "
+            f"  {suite.name:34} {suite.distribution}=={versions[suite.distribution]}: {passed} passed, "
             f"{xfailed} xfailed (listed), {len(deselected)} deselected (listed), of {len(collected)}; "
             f"{project_instances} instances of the project's classes; {seconds:.0f} s"
         )
+        if "integration" in suite.name:
+            receive = ", ".join(f"{name} {commands[suite.name][name]}" for name in ("BRPOP", "BLMOVE", "EVALSHA"))
+            lines.append(f"  {'':34} Redis calls: {receive}")
     print("\n".join(lines))
     assert not problems, "\n".join(problems)
