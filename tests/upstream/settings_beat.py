@@ -1,0 +1,17 @@
+"""django-celery-beat's test settings (t/proj/settings.py, SQLite as upstream), plus what the project's
+scheduler reads: its Redis cache (the beat lock and the tick record) on a real redis-server the template
+test starts (UPSTREAM_REDIS_URL), the lock timeout and the heartbeat file.
+"""
+
+import os
+
+from t.proj.settings import *  # noqa: F403
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": os.environ["UPSTREAM_REDIS_URL"],
+    }
+}
+BEAT_LOCK_TIMEOUT = 30
+BEAT_HEARTBEAT_FILE = os.environ["UPSTREAM_HEARTBEAT_FILE"]
