@@ -201,3 +201,30 @@ def test_an_io_tasks_io_timeout_and_the_longest_countdown_must_fit_in_the_visibi
     messages = checks.check_visibility_timeout()
     assert _ids(messages) == ["celery.E001"]
     assert "task tests.fetch_delivery (io_timeout) (1150 s) plus TASK_MAX_COUNTDOWN (100 s)" in messages[0].msg
+
+
+def test_the_io_workers_grace_period_must_cover_the_soft_shutdown_window(settings, tmp_path):
+    # Its SIGTERM is remapped to a soft shutdown (compose/start-worker-io): the window, then it exits.
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR / "compose", project / "compose")
+    for name in ("Procfile", *process_definitions.COMPOSE_FILES):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    production = project / "docker-compose.production.yml"
+    text = production.read_text()
+    io_service = text.index("  worker-io:\n")
+    production.write_text(
+        text[:io_service] + text[io_service:].replace("command:", "stop_grace_period: 25s\n    command:", 1)
+    )
+    settings.BASE_DIR = project
+    (message,) = checks.check_worker_grace_period()
+    assert message.id == "celery.E010"
+    assert "'worker-io' in docker-compose.production.yml is killed 25 s after SIGTERM" in message.msg
+    assert "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 20 s + 10 s margin" in message.msg
+
+
+def test_a_prefork_workers_grace_period_must_cover_the_hard_time_limit(celery_conf):
+    # Warm shutdown: the running tasks finish, each within the hard limit (390 s grace < 400 + 10).
+    celery_conf(task_time_limit=400)
+    messages = checks.check_worker_grace_period()
+    assert {message.msg.split("'")[1] for message in messages} == {"worker", "worker-cpu"}
+    assert all("CELERY_TASK_TIME_LIMIT 400 s + 10 s margin" in message.msg for message in messages)

@@ -255,16 +255,28 @@ def _queues_without_a_worker(found: dict[str, list]) -> list[Error]:
     return errors
 
 
-def shutdown_window() -> tuple[float, str]:
-    """Seconds a worker may need between SIGTERM and its last task's end, with the settings it comes from.
+# Seconds a stopping worker needs beyond its window: cancel, return its messages to Redis, close, exit.
+SHUTDOWN_MARGIN = 10.0
 
-    Warm shutdown: the soft-shutdown window, then the running tasks finish, each within the hard time
-    limit. A task with its own longer time_limit needs a longer grace on the worker that runs it
-    (the Kubernetes Deployment of the default queue does so for the examples).
+
+def shutdown_window(command: str) -> tuple[float, str]:
+    """Seconds a worker may need between SIGTERM and its exit, with the settings it comes from.
+
+    A prefork worker shuts down warm: its running tasks finish, each within the hard time limit (a task
+    with its own longer time_limit needs a longer grace on the worker that runs it: the Kubernetes
+    Deployment of the default queue does so for the examples); sent SIGQUIT, it goes cold after the
+    soft-shutdown window instead, so the longer of the two. A threads worker, which no time limit can stop,
+    gets SIGTERM remapped to that cold shutdown (compose/start-worker-io): the soft window, then it exits.
+    Either way plus SHUTDOWN_MARGIN.
     """
     soft = float(celery_app.conf.get("worker_soft_shutdown_timeout") or 0)
+    margin = f" + {SHUTDOWN_MARGIN:g} s margin"
+    if worker_pool(command) in POOLS_WITHOUT_TIME_LIMITS:
+        return soft + SHUTDOWN_MARGIN, f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s{margin}"
     hard = float(celery_app.conf.task_time_limit or 0)
-    return soft + hard, f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s + CELERY_TASK_TIME_LIMIT {hard:g} s"
+    if soft > hard:
+        return soft + SHUTDOWN_MARGIN, f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s{margin}"
+    return hard + SHUTDOWN_MARGIN, f"CELERY_TASK_TIME_LIMIT {hard:g} s{margin}"
 
 
 @register(Tags.compatibility)
@@ -272,22 +284,25 @@ def check_worker_grace_period(app_configs=None, **kwargs):
     """A worker killed before its running tasks end loses their progress and runs them again."""
     base_dir = Path(settings.BASE_DIR)
     found = process_definitions.definitions(base_dir) | process_definitions.kubernetes_definitions(base_dir)
-    needed, origin = shutdown_window()
     queues = set(routed_queues())
     errors = []
     for source, processes in found.items():
         workers = process_definitions.consumers(processes, queues)
-        errors.extend(
-            Error(
-                f"Worker {process.name!r} in {source} is killed {process.grace_seconds:g} s after SIGTERM, "
-                f"but its running tasks may need {needed:g} s ({origin}): they would be cut off and run again.",
-                hint="Raise stop_grace_period (compose) or terminationGracePeriodSeconds (Kubernetes) "
-                f"to at least {needed:g} s.",
-                id="celery.E010",
-            )
-            for process in processes
-            if process.name in workers and process.grace_seconds is not None and process.grace_seconds < needed
-        )
+        for process in processes:
+            if process.name not in workers or process.grace_seconds is None:
+                continue
+            needed, origin = shutdown_window(process.command)
+            if process.grace_seconds < needed:
+                errors.append(
+                    Error(
+                        f"Worker {process.name!r} in {source} is killed {process.grace_seconds:g} s after SIGTERM, "
+                        f"but its running tasks may need {needed:g} s ({origin}): they would be cut off and run "
+                        "again.",
+                        hint="Raise stop_grace_period (compose) or terminationGracePeriodSeconds (Kubernetes) "
+                        f"to at least {needed:g} s.",
+                        id="celery.E010",
+                    )
+                )
     return errors
 
 
