@@ -112,12 +112,12 @@ def test_a_compose_worker_stopped_too_soon_is_an_error(project_copy):
 
 def test_the_soft_shutdown_window_counts_towards_the_grace_period(project_copy):
     saved = celery_app.conf.get("worker_soft_shutdown_timeout")
-    celery_app.conf.worker_soft_shutdown_timeout = 400
+    celery_app.conf.worker_soft_shutdown_timeout = 60
     try:
         messages = checks.check_worker_grace_period()
     finally:
         celery_app.conf.worker_soft_shutdown_timeout = saved
-    # 400 + 10 > 390: the three compose files' and the io/cpu Deployments' grace periods are too short.
+    # 60 + 360 + 10 > 390: the three compose files' and the cpu Deployment's grace periods are too short.
     assert set(_ids(messages)) == {"celery.E010"}
     assert any("deploy/kubernetes" in message.msg for message in messages)
 

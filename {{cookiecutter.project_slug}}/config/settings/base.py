@@ -233,7 +233,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 # Soft shutdown (Celery 5.5+) runs when a worker goes cold: on SIGQUIT, or on SIGTERM where REMAP_SIGTERM=SIGQUIT,
 # as compose/start-worker-io sets for the io worker, whose threads no time limit can stop. For this many seconds
 # the running tasks may still finish; then the rest are cancelled, their messages go back to the queue unacked,
-# and the worker exits: its compose/Kubernetes grace period covers this plus a margin (check celery.E010).
+# and the worker exits: its grace period in compose and Kubernetes covers this plus a margin (check celery.E010).
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=20)
 # An idle worker has nothing to wait for: it exits at once (messages it holds for a countdown are requeued anyway).
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = False

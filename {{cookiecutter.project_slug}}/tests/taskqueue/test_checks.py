@@ -222,9 +222,10 @@ def test_the_io_workers_grace_period_must_cover_the_soft_shutdown_window(setting
     assert "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 20 s + 10 s margin" in message.msg
 
 
-def test_a_prefork_workers_grace_period_must_cover_the_hard_time_limit(celery_conf):
-    # Warm shutdown: the running tasks finish, each within the hard limit (390 s grace < 400 + 10).
-    celery_conf(task_time_limit=400)
+def test_a_prefork_workers_grace_period_must_cover_the_hard_time_limit_and_the_soft_window(celery_conf):
+    # Warm shutdown: the running tasks finish within the hard limit, then a cold one: 390 s < 20 + 370 + 10.
+    celery_conf(task_time_limit=370)
     messages = checks.check_worker_grace_period()
     assert {message.msg.split("'")[1] for message in messages} == {"worker", "worker-cpu"}
-    assert all("CELERY_TASK_TIME_LIMIT 400 s + 10 s margin" in message.msg for message in messages)
+    expected = "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 20 s + CELERY_TASK_TIME_LIMIT 370 s + 10 s margin"
+    assert all(expected in message.msg for message in messages)

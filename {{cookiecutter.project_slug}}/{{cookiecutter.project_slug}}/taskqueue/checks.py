@@ -264,19 +264,18 @@ def shutdown_window(command: str) -> tuple[float, str]:
 
     A prefork worker shuts down warm: its running tasks finish, each within the hard time limit (a task
     with its own longer time_limit needs a longer grace on the worker that runs it: the Kubernetes
-    Deployment of the default queue does so for the examples); sent SIGQUIT, it goes cold after the
-    soft-shutdown window instead, so the longer of the two. A threads worker, which no time limit can stop,
-    gets SIGTERM remapped to that cold shutdown (compose/start-worker-io): the soft window, then it exits.
-    Either way plus SHUTDOWN_MARGIN.
+    Deployment of the default queue does so for the examples); a SIGQUIT during that wait turns it cold,
+    which adds the soft-shutdown window: hard limit + soft window. A threads worker, which no time limit
+    can stop, gets SIGTERM remapped to the cold shutdown (compose/start-worker-io): the soft window, then
+    it exits. Either way plus SHUTDOWN_MARGIN.
     """
     soft = float(celery_app.conf.get("worker_soft_shutdown_timeout") or 0)
+    window = f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s"
     margin = f" + {SHUTDOWN_MARGIN:g} s margin"
     if worker_pool(command) in POOLS_WITHOUT_TIME_LIMITS:
-        return soft + SHUTDOWN_MARGIN, f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s{margin}"
+        return soft + SHUTDOWN_MARGIN, f"{window}{margin}"
     hard = float(celery_app.conf.task_time_limit or 0)
-    if soft > hard:
-        return soft + SHUTDOWN_MARGIN, f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s{margin}"
-    return hard + SHUTDOWN_MARGIN, f"CELERY_TASK_TIME_LIMIT {hard:g} s{margin}"
+    return soft + hard + SHUTDOWN_MARGIN, f"{window} + CELERY_TASK_TIME_LIMIT {hard:g} s{margin}"
 
 
 @register(Tags.compatibility)
