@@ -141,3 +141,15 @@ def test_a_hung_io_task_does_not_hold_the_shutdown_and_runs_again_on_the_next_wo
     start_worker("compose/start-worker-io")
     wait_until(lambda: count(client, "hung", "finished"), timeout=30, what="the requeued task to run")
     assert count(client, "hung", "started") == 2
+
+
+def test_an_idle_io_worker_exits_at_once_and_returns_the_countdown_message_it_holds(start_worker, worker_redis):
+    # CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE is off: no task runs, so there is no window to wait out.
+    url, client = worker_redis
+    worker = start_worker("compose/start-worker-io")
+    send(fetch_counted, "later", 0, broker_url=url, countdown=30)
+    worker.wait_for_output("Task tests.fetch_counted", timeout=30)
+    terminate(worker, timeout=SOFT_SHUTDOWN_TIMEOUT + EXIT_MARGIN)
+    assert "Initiating Soft Shutdown" not in worker.output()
+    assert client.llen("io") == 1, "the message held for its countdown was not returned to the queue"
+    assert count(client, "later", "started") == 0
