@@ -4,10 +4,10 @@ Upstream: celery 5.7 (tested with 5.7.0). pyproject.toml caps celery there.
 
 1. ``TimeLimitRequest`` (every project task's ``Request``, set in base_task.py). When a prefork child is
    killed at its hard time limit, celery/worker/request.py ``Request.on_timeout`` runs the task's
-   ``on_failure`` and the ``task_failure`` signal in the worker's main process without pushing the killed
-   request's context, so ``task.request`` there is the main process's empty one: no queue, retries 0.
-   (``Request.on_failure``, for a lost child, does push it.) The dead letter recorded then
-   (dead_letters.py) had the wrong queue and retry count. This pushes the context around the upstream
+   ``on_failure`` and the ``task_failure`` signal (since celery/celery#10226) in the worker's main process
+   without pushing the killed request's context, so ``task.request`` there is the main process's empty
+   one: no queue, retries 0 (``Request.on_failure``, for a lost child, does push it). The dead letter
+   recorded then (dead_letters.py) had the wrong queue and retry count. This pushes the context around the upstream
    handler.
 
 2. ``ThreadsTaskPool`` (``-P threads``, registered under that alias by ``install()``). Celery's threads
