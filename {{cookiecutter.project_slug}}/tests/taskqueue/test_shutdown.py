@@ -117,30 +117,31 @@ def test_sigterm_lets_a_prefork_workers_running_task_finish(start_worker, worker
     assert queued(client) == 0, "the finished task was left in the queue and would run again"
 
 
-def test_sigterm_lets_an_io_task_finish_within_the_soft_shutdown_window(start_worker, worker_redis):
-    url, client = worker_redis
-    worker = start_worker("compose/start-worker-io")
-    send(fetch_counted, "short", 0.5, broker_url=url)
-    wait_until(lambda: count(client, "short", "started"), timeout=30, what="the task to start")
-    terminate(worker, timeout=SOFT_SHUTDOWN_TIMEOUT + EXIT_MARGIN)
-    assert (count(client, "short", "started"), count(client, "short", "finished")) == (1, 1)
-    assert queued(client) == 0
-
-
-def test_a_hung_io_task_does_not_hold_the_shutdown_and_runs_again_on_the_next_worker(start_worker, worker_redis):
+def test_sigterm_on_the_io_worker_finishes_a_short_task_and_requeues_a_hung_one_without_waiting_for_it(
+    start_worker, worker_redis
+):
     url, client = worker_redis
     worker = start_worker("compose/start-worker-io")
     send(fetch_hanging_once, "hung", broker_url=url)
-    wait_until(lambda: count(client, "hung", "started"), timeout=30, what="the task to start")
-    # The thread sleeps 60 s: the worker exits after the soft window anyway, with the message back in its queue.
+    send(fetch_counted, "short", 0.5, broker_url=url)
+    wait_until(
+        lambda: count(client, "hung", "started") and count(client, "short", "started"),
+        timeout=30,
+        what="both tasks to start",
+    )
+    # The hung thread sleeps 60 s: the worker exits after the soft window anyway.
     elapsed = terminate(worker, timeout=SOFT_SHUTDOWN_TIMEOUT + EXIT_MARGIN)
     assert elapsed >= SOFT_SHUTDOWN_TIMEOUT - 0.5, "the soft shutdown window was not waited for"
     assert "Initiating Soft Shutdown" in worker.output()
-    assert client.llen("io") == 1
+    # The short task finished within the window and was acked; the hung one's message is back in its queue.
+    assert (count(client, "short", "started"), count(client, "short", "finished")) == (1, 1)
     assert count(client, "hung", "finished") == 0
+    assert client.llen("io") == 1
+    assert client.hlen("unacked") == 0
     start_worker("compose/start-worker-io")
     wait_until(lambda: count(client, "hung", "finished"), timeout=30, what="the requeued task to run")
     assert count(client, "hung", "started") == 2
+    assert count(client, "short", "started") == 1
 
 
 def test_an_idle_io_worker_exits_at_once_and_returns_the_countdown_message_it_holds(start_worker, worker_redis):
