@@ -239,6 +239,15 @@ class Deployment:
         """SIGTERM every process at once, as `docker compose stop` does; each gets its grace period."""
         for process in self.processes.values():
             process.terminate()
+        # Each exit is timed as it happens, not after the slower ones (the io worker waits out its soft window).
+        pending = {name: process for name, process in self.processes.items() if process.running()}
+        deadline = time.monotonic() + max(self.grace_periods[name] for name in self.processes)
+        while pending and time.monotonic() < deadline:
+            for name, process in list(pending.items()):
+                if not process.running():
+                    process.wait_exit(self.grace_periods[name])
+                    del pending[name]
+            time.sleep(0.05)
         return {name: process.wait_exit(self.grace_periods[name]) for name, process in self.processes.items()}
 
     def kill_all(self) -> None:

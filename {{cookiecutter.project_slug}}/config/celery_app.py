@@ -9,12 +9,15 @@ import os
 from celery import Celery
 from celery.signals import setup_logging
 
+from {{ cookiecutter.project_slug }}.taskqueue.patches import celery_worker as patched_celery_worker
 from {{ cookiecutter.project_slug }}.taskqueue.patches import kombu as patched_kombu
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 # redis:// and rediss:// broker URLs use the patched Redis transport ({{ cookiecutter.project_slug }}/taskqueue/patches/).
 patched_kombu.install()
+# -P threads (the io worker) uses a pool whose soft shutdown returns a hung task to its queue and exits.
+patched_celery_worker.install()
 
 app = Celery(
     "{{ cookiecutter.project_slug }}",

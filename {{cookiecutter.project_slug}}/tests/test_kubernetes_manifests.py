@@ -76,11 +76,14 @@ def test_without_deploy_kubernetes_the_kubernetes_check_has_nothing_to_read(proj
 
 
 def test_every_worker_grace_period_covers_the_shutdown_window():
-    needed, _ = checks.shutdown_window()
-    assert needed >= celery_app.conf.task_time_limit
-    for name, deployment in _deployments().items():
-        if name.startswith("worker"):
-            assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= needed, name
+    processes = process_definitions.kubernetes_processes(PROJECT_DIR)
+    consumers = process_definitions.consumers(processes, set(checks.routed_queues()))
+    workers = [process for process in processes if process.name in consumers]
+    assert sorted(process.name for process in workers) == ["worker", "worker-cpu", "worker-io"]
+    for process in workers:
+        needed, _ = checks.shutdown_window(process.command)
+        assert needed > celery_app.conf.worker_soft_shutdown_timeout
+        assert process.grace_seconds >= needed, process.name
     assert checks.check_worker_grace_period() == []
 
 
@@ -90,20 +93,21 @@ def test_a_worker_deployment_killed_before_its_tasks_end_is_an_error(project_cop
     io_start = text.index("name: worker-io")
     workers.write_text(
         text[:io_start]
-        + text[io_start:].replace("terminationGracePeriodSeconds: 390", "terminationGracePeriodSeconds: 60", 1)
+        + text[io_start:].replace("terminationGracePeriodSeconds: 390", "terminationGracePeriodSeconds: 20", 1)
     )
+    # The io worker needs the soft shutdown window (20 s) plus the margin.
     (message,) = checks.check_worker_grace_period()
     assert message.id == "celery.E010"
-    assert "'worker-io' in deploy/kubernetes is killed 60 s after SIGTERM" in message.msg
+    assert "'worker-io' in deploy/kubernetes is killed 20 s after SIGTERM" in message.msg
 
 
 def test_a_compose_worker_stopped_too_soon_is_an_error(project_copy):
     compose = project_copy / "docker-compose.production.yml"
-    compose.write_text(compose.read_text().replace("stop_grace_period: 390s", "stop_grace_period: 1m"))
+    compose.write_text(compose.read_text().replace("stop_grace_period: 390s", "stop_grace_period: 20s"))
     messages = checks.check_worker_grace_period()
     assert set(_ids(messages)) == {"celery.E010"}
     assert {message.msg.split("'")[1] for message in messages} == {"worker", "worker-io", "worker-cpu"}
-    assert all("docker-compose.production.yml is killed 60 s" in message.msg for message in messages)
+    assert all("docker-compose.production.yml is killed 20 s" in message.msg for message in messages)
 
 
 def test_the_soft_shutdown_window_counts_towards_the_grace_period(project_copy):
@@ -113,7 +117,7 @@ def test_the_soft_shutdown_window_counts_towards_the_grace_period(project_copy):
         messages = checks.check_worker_grace_period()
     finally:
         celery_app.conf.worker_soft_shutdown_timeout = saved
-    # 60 + 360 > 390: the three compose files' and the io/cpu Deployments' grace periods are too short.
+    # 60 + 360 + 10 > 390: the three compose files' and the cpu Deployment's grace periods are too short.
     assert set(_ids(messages)) == {"celery.E010"}
     assert any("deploy/kubernetes" in message.msg for message in messages)
 

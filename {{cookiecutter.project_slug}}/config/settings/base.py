@@ -230,6 +230,14 @@ CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 2
 # One retry of a failed publish, at once (Celery's default is three, up to a second apart).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
+# Soft shutdown (Celery 5.5+) runs when a worker goes cold: on SIGQUIT, or on SIGTERM where REMAP_SIGTERM=SIGQUIT,
+# as compose/start-worker-io sets for the io worker, whose threads no time limit can stop. For this many seconds
+# the running tasks may still finish; then the rest are cancelled, their messages go back to the queue unacked,
+# and the worker exits: its grace period in compose and Kubernetes covers this plus a margin (check celery.E010).
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=20)
+# An idle worker has nothing to wait for: it exits at once (messages it holds for a countdown are requeued anyway).
+CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = False
+
 # Recycle pool children so a slow leak cannot take a worker down.
 CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = 300_000  # KiB

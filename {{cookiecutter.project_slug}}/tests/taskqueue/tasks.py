@@ -20,7 +20,7 @@ def record_delivery(self, marker: str, payload: dict) -> None:
     _record(self, marker, payload=payload)
 
 
-@shared_task(name="tests.fetch_delivery", bind=True)
+@shared_task(name="tests.fetch_delivery", bind=True, io_timeout=5)
 def fetch_delivery(self, marker: str) -> None:
     """Named like a task that waits on the network: the routes send it to the io queue."""
     _record(self, marker)

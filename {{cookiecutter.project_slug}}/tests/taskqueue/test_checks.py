@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue import checks, process_definitions
-from tests.taskqueue.tasks import add
+from tests.taskqueue.tasks import add, fetch_delivery
 from tools.procfile import PROJECT_DIR
 
 
@@ -145,3 +145,87 @@ def test_a_route_to_a_queue_that_is_not_declared_is_an_error(celery_conf):
     messages = checks.check_routed_queues_are_declared()
     assert _ids(messages) == ["celery.E009"]
     assert "CELERY_TASK_ROUTES['*.fetch_*'] sends tasks to queue 'iio'" in messages[0].msg
+
+
+def test_the_longest_countdown_and_a_tasks_own_hard_limit_are_one_sum(celery_conf, settings, monkeypatch):
+    # 1000 + 2000 < 3600 and each alone fits; the task's own 2700 s limit with the countdown does not.
+    settings.TASK_MAX_COUNTDOWN = 1000
+    celery_conf(task_time_limit=300, broker_transport_options={"visibility_timeout": 3600})
+    monkeypatch.setattr(add, "time_limit", 2700)
+    messages = checks.check_visibility_timeout()
+    assert _ids(messages) == ["celery.E001"]
+    assert "task tests.add (2700 s) plus TASK_MAX_COUNTDOWN (1000 s) is 3700 s" in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    ("command", "pool"),
+    [
+        ("celery -A config.celery_app worker -Q io -P threads -c 32", "threads"),
+        ("celery -A config.celery_app worker --pool=solo", "solo"),
+        ("celery -A config.celery_app worker --pool prefork", "prefork"),
+        ("celery -A config.celery_app worker -Pthreads", "threads"),
+        ("celery -A config.celery_app worker -Q default", "prefork"),
+    ],
+)
+def test_the_pool_of_a_worker_command_is_read(command, pool):
+    assert checks.worker_pool(command) == pool
+
+
+def test_the_io_queue_is_known_to_run_a_pool_without_time_limits():
+    # The Procfile's worker-io runs -P threads: celery/concurrency/thread.py sets no timer on a task.
+    assert set(checks.unenforcing_queues()) == {"io"}
+
+
+def test_an_io_task_without_its_own_io_timeout_is_an_error(monkeypatch):
+    monkeypatch.setattr(fetch_delivery, "io_timeout", None)
+    # A time limit does not count there: the threads pool never enforces it.
+    monkeypatch.setattr(fetch_delivery, "time_limit", 10)
+    messages = checks.check_unenforced_time_limits()
+    assert _ids(messages) == ["celery.E011"]
+    assert "Task tests.fetch_delivery runs on queue 'io'" in messages[0].msg
+    assert "'worker-io' in Procfile (-P threads)" in messages[0].msg
+
+
+def test_a_task_on_a_prefork_queue_needs_no_io_timeout(monkeypatch):
+    monkeypatch.setattr(add, "io_timeout", None, raising=False)
+    assert checks.check_unenforced_time_limits() == []
+
+
+def test_an_io_tasks_io_timeout_and_the_longest_countdown_must_fit_in_the_visibility_timeout(
+    celery_conf, settings, monkeypatch
+):
+    # Its io_timeout, not the hard limit (which no thread obeys), is what bounds its run.
+    settings.TASK_MAX_COUNTDOWN = 100
+    celery_conf(task_time_limit=60, broker_transport_options={"visibility_timeout": 1200})
+    monkeypatch.setattr(fetch_delivery, "io_timeout", 1150)
+    messages = checks.check_visibility_timeout()
+    assert _ids(messages) == ["celery.E001"]
+    assert "task tests.fetch_delivery (io_timeout) (1150 s) plus TASK_MAX_COUNTDOWN (100 s)" in messages[0].msg
+
+
+def test_the_io_workers_grace_period_must_cover_the_soft_shutdown_window(settings, tmp_path):
+    # Its SIGTERM is remapped to a soft shutdown (compose/start-worker-io): the window, then it exits.
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR / "compose", project / "compose")
+    for name in ("Procfile", *process_definitions.COMPOSE_FILES):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    production = project / "docker-compose.production.yml"
+    text = production.read_text()
+    io_service = text.index("  worker-io:\n")
+    production.write_text(
+        text[:io_service] + text[io_service:].replace("command:", "stop_grace_period: 25s\n    command:", 1)
+    )
+    settings.BASE_DIR = project
+    (message,) = checks.check_worker_grace_period()
+    assert message.id == "celery.E010"
+    assert "'worker-io' in docker-compose.production.yml is killed 25 s after SIGTERM" in message.msg
+    assert "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 20 s + 10 s margin" in message.msg
+
+
+def test_a_prefork_workers_grace_period_must_cover_the_hard_time_limit_and_the_soft_window(celery_conf):
+    # Warm shutdown: the running tasks finish within the hard limit, then a cold one: 390 s < 20 + 370 + 10.
+    celery_conf(task_time_limit=370)
+    messages = checks.check_worker_grace_period()
+    assert {message.msg.split("'")[1] for message in messages} == {"worker", "worker-cpu"}
+    expected = "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 20 s + CELERY_TASK_TIME_LIMIT 370 s + 10 s margin"
+    assert all(expected in message.msg for message in messages)

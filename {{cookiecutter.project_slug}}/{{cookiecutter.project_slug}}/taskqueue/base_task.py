@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 
 class BaseTask(DjangoTask):
+    # A hard-time-limit kill's dead letter gets the killed request's queue and retries (patches/celery_worker.py).
+    Request = "{{ cookiecutter.project_slug }}.taskqueue.patches.celery_worker:TimeLimitRequest"
     # Runs of one message that may die with their process (OOM, segfault) before it counts as poison.
     max_deliveries = 5
 

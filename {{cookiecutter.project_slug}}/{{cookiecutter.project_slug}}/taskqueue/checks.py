@@ -6,6 +6,7 @@ every deploy and every worker start run.
 """
 
 import difflib
+import shlex
 from pathlib import Path
 
 from celery.app.defaults import DEFAULTS as CELERY_SETTING_NAMES
@@ -34,23 +35,78 @@ def project_tasks() -> dict:
     return {name: task for name, task in sorted(celery_app.tasks.items()) if not name.startswith("celery.")}
 
 
-def _hard_time_limits() -> dict[str, float | None]:
-    """The global hard time limit and every registered task's own, keyed by where each is set."""
-    limits: dict[str, float | None] = {"CELERY_TASK_TIME_LIMIT": celery_app.conf.task_time_limit}
+# Pools whose workers cannot stop a running task at its time limit: Celery's threads pool
+# (celery/concurrency/thread.py) runs a task as a plain thread and sets no timer; solo runs it inline.
+POOLS_WITHOUT_TIME_LIMITS = {"threads", "solo"}
+
+
+def worker_pool(command: str) -> str:
+    """The pool a ``celery worker`` command runs (-P/--pool), else CELERY_WORKER_POOL (prefork by default)."""
+    argv = shlex.split(command)
+    for index, arg in enumerate(argv):
+        if arg in ("-P", "--pool") and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--pool="):
+            return arg.removeprefix("--pool=")
+        if arg.startswith("-P") and len(arg) > 2:
+            return arg[2:]
+    return str(celery_app.conf.worker_pool or "prefork")
+
+
+def unenforcing_queues() -> dict[str, str]:
+    """Each queue some worker consumes with a pool that cannot enforce time limits, with that worker."""
+    base_dir = Path(settings.BASE_DIR)
+    found = process_definitions.definitions(base_dir) | process_definitions.kubernetes_definitions(base_dir)
+    declared = set(routed_queues())
+    queues: dict[str, str] = {}
+    for source, processes in found.items():
+        by_name = {process.name: process for process in processes}
+        for name, consumed in process_definitions.consumers(processes, declared).items():
+            pool = worker_pool(by_name[name].command)
+            if pool in POOLS_WITHOUT_TIME_LIMITS:
+                for queue in consumed:
+                    queues.setdefault(queue, f"{name!r} in {source} (-P {pool})")
+    return queues
+
+
+def task_queue(task) -> str:
+    """The queue CELERY_TASK_ROUTES sends ``task`` to (the default queue when no route matches)."""
+    return celery_app.amqp.router.route({}, task.name, task_type=task)["queue"].name
+
+
+def run_bounds() -> dict[str, float | None]:
+    """How long one run can last, for the global limit and each task, keyed by where the bound is set.
+
+    On a prefork worker the hard time limit kills a run; on a queue whose pool enforces no limit
+    (celery.E011), only the task's own ``io_timeout`` bounds it. None: nothing bounds it.
+    """
+    bounds: dict[str, float | None] = {"CELERY_TASK_TIME_LIMIT": celery_app.conf.task_time_limit}
+    unenforced = unenforcing_queues()
     for name, task in project_tasks().items():
-        if task.time_limit is not None:
-            limits[f"task {name}"] = task.time_limit
-    return limits
+        if task_queue(task) in unenforced:
+            io_timeout = getattr(task, "io_timeout", None)
+            if io_timeout is not None:
+                bounds[f"task {name} (io_timeout)"] = io_timeout
+        elif task.time_limit is not None:
+            bounds[f"task {name}"] = task.time_limit
+    return bounds
 
 
 @register(Tags.compatibility)
 def check_visibility_timeout(app_configs=None, **kwargs):
-    """Redis delivers again any message not acked within the visibility timeout, even one still running."""
+    """Redis delivers again any message not acked within the visibility timeout, even one still running.
+
+    A message is unacked from the moment a worker claims it: a task sent with a countdown is claimed
+    at once and held until due, then runs; so countdown + run time, one sum, must stay below the
+    timeout. kombu's restore sweep (QoS.restore_visible, every unacked_restore_interval x
+    unacked_restore_throttle s: 10 x 10 by default) restores a message whose claim is older than the
+    timeout at whatever moment it runs, so it can come right at the timeout, never before it: the
+    sweep period gives no extra room here; it only delays the redelivery of a message whose worker died.
+    """
     errors = []
     visibility = _visibility_timeout(celery_app.conf.broker_transport_options)
-    # A message with a countdown stays unacked until it is due, then for as long as it runs.
     max_countdown = getattr(settings, "TASK_MAX_COUNTDOWN", 0)
-    for origin, limit in _hard_time_limits().items():
+    for origin, limit in run_bounds().items():
         if limit is None:
             errors.append(
                 Error(
@@ -63,10 +119,11 @@ def check_visibility_timeout(app_configs=None, **kwargs):
         elif limit + max_countdown >= visibility:
             errors.append(
                 Error(
-                    f"{origin} ({limit} s) plus TASK_MAX_COUNTDOWN ({max_countdown} s) is not below the broker "
-                    f"visibility timeout ({visibility} s): a task sent with the longest countdown is still unacked "
-                    "when the timeout passes, is delivered again and runs twice.",
-                    hint="Raise CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'] above the hard limit plus "
+                    f"{origin} ({limit:g} s) plus TASK_MAX_COUNTDOWN ({max_countdown} s) is "
+                    f"{limit + max_countdown:g} s, not below the broker visibility timeout ({visibility} s): a task "
+                    "sent with the longest countdown is still unacked when the timeout passes, is delivered again "
+                    "and runs twice.",
+                    hint="Raise CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'] above the run bound plus "
                     "TASK_MAX_COUNTDOWN, or lower one of them.",
                     id="celery.E001",
                 )
@@ -198,16 +255,27 @@ def _queues_without_a_worker(found: dict[str, list]) -> list[Error]:
     return errors
 
 
-def shutdown_window() -> tuple[float, str]:
-    """Seconds a worker may need between SIGTERM and its last task's end, with the settings it comes from.
+# Seconds a stopping worker needs beyond its window: cancel, return its messages to Redis, close, exit.
+SHUTDOWN_MARGIN = 10.0
 
-    Warm shutdown: the soft-shutdown window, then the running tasks finish, each within the hard time
-    limit. A task with its own longer time_limit needs a longer grace on the worker that runs it
-    (the Kubernetes Deployment of the default queue does so for the examples).
+
+def shutdown_window(command: str) -> tuple[float, str]:
+    """Seconds a worker may need between SIGTERM and its exit, with the settings it comes from.
+
+    A prefork worker shuts down warm: its running tasks finish, each within the hard time limit (a task
+    with its own longer time_limit needs a longer grace on the worker that runs it: the Kubernetes
+    Deployment of the default queue does so for the examples); a SIGQUIT during that wait turns it cold,
+    which adds the soft-shutdown window: hard limit + soft window. A threads worker, which no time limit
+    can stop, gets SIGTERM remapped to the cold shutdown (compose/start-worker-io): the soft window, then
+    it exits. Either way plus SHUTDOWN_MARGIN.
     """
     soft = float(celery_app.conf.get("worker_soft_shutdown_timeout") or 0)
+    window = f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s"
+    margin = f" + {SHUTDOWN_MARGIN:g} s margin"
+    if worker_pool(command) in POOLS_WITHOUT_TIME_LIMITS:
+        return soft + SHUTDOWN_MARGIN, f"{window}{margin}"
     hard = float(celery_app.conf.task_time_limit or 0)
-    return soft + hard, f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s + CELERY_TASK_TIME_LIMIT {hard:g} s"
+    return soft + hard + SHUTDOWN_MARGIN, f"{window} + CELERY_TASK_TIME_LIMIT {hard:g} s{margin}"
 
 
 @register(Tags.compatibility)
@@ -215,22 +283,25 @@ def check_worker_grace_period(app_configs=None, **kwargs):
     """A worker killed before its running tasks end loses their progress and runs them again."""
     base_dir = Path(settings.BASE_DIR)
     found = process_definitions.definitions(base_dir) | process_definitions.kubernetes_definitions(base_dir)
-    needed, origin = shutdown_window()
     queues = set(routed_queues())
     errors = []
     for source, processes in found.items():
         workers = process_definitions.consumers(processes, queues)
-        errors.extend(
-            Error(
-                f"Worker {process.name!r} in {source} is killed {process.grace_seconds:g} s after SIGTERM, "
-                f"but its running tasks may need {needed:g} s ({origin}): they would be cut off and run again.",
-                hint="Raise stop_grace_period (compose) or terminationGracePeriodSeconds (Kubernetes) "
-                f"to at least {needed:g} s.",
-                id="celery.E010",
-            )
-            for process in processes
-            if process.name in workers and process.grace_seconds is not None and process.grace_seconds < needed
-        )
+        for process in processes:
+            if process.name not in workers or process.grace_seconds is None:
+                continue
+            needed, origin = shutdown_window(process.command)
+            if process.grace_seconds < needed:
+                errors.append(
+                    Error(
+                        f"Worker {process.name!r} in {source} is killed {process.grace_seconds:g} s after SIGTERM, "
+                        f"but its running tasks may need {needed:g} s ({origin}): they would be cut off and run "
+                        "again.",
+                        hint="Raise stop_grace_period (compose) or terminationGracePeriodSeconds (Kubernetes) "
+                        f"to at least {needed:g} s.",
+                        id="celery.E010",
+                    )
+                )
     return errors
 
 
@@ -289,3 +360,24 @@ def check_routed_queues_are_declared(app_configs=None, **kwargs):
         for queue, origin in sorted(route_queues().items())
         if queue not in known
     ]
+
+
+@register(Tags.compatibility)
+def check_unenforced_time_limits(app_configs=None, **kwargs):
+    """On a threads (or solo) worker no time limit stops a task: its own I/O timeouts must bound it."""
+    unenforced = unenforcing_queues()
+    errors = []
+    for name, task in project_tasks().items():
+        queue = task_queue(task)
+        if queue in unenforced and getattr(task, "io_timeout", None) is None:
+            errors.append(
+                Error(
+                    f"Task {name} runs on queue {queue!r}, whose worker {unenforced[queue]} enforces no time "
+                    "limit, and it declares no io_timeout: nothing bounds a run, so a hung call holds a worker "
+                    "slot and the message (redelivered after the visibility timeout) for ever.",
+                    hint="Give every blocking call of the task a timeout and declare their sum as the task's "
+                    "io_timeout (seconds, e.g. @shared_task(io_timeout=30)), or route it to a prefork queue.",
+                    id="celery.E011",
+                )
+            )
+    return errors

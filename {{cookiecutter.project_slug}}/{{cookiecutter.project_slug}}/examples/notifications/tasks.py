@@ -3,6 +3,7 @@
 import smtplib
 
 from celery import shared_task
+from django.conf import settings
 
 from {{ cookiecutter.project_slug }}.examples.notifications import services
 
@@ -10,7 +11,14 @@ from {{ cookiecutter.project_slug }}.examples.notifications import services
 # typed ID) fails at once and is recorded, because a retry would fail the same way.
 SMTP_ERRORS = (smtplib.SMTPException, OSError)
 # Backoff with jitter, so a recovering mail server is not hit by every worker at once.
-SMTP_RETRIES = {"autoretry_for": SMTP_ERRORS, "retry_backoff": True, "retry_jitter": True}
+SMTP_RETRIES = {
+    "autoretry_for": SMTP_ERRORS,
+    "retry_backoff": True,
+    "retry_jitter": True,
+    # What bounds a send on the io queue, whose threads no time limit stops (check celery.E011): EMAIL_TIMEOUT
+    # per socket operation, and one message is about six of them (connect, EHLO, STARTTLS, AUTH, MAIL/RCPT, DATA).
+    "io_timeout": 6 * settings.EMAIL_TIMEOUT,
+}
 
 
 @shared_task(name="notifications.send_welcome_email", retry_backoff_max=600, max_retries=8, **SMTP_RETRIES)

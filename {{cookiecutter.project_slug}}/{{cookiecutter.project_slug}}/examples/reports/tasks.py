@@ -57,7 +57,9 @@ def generate_report(self, day: str | None = None) -> None:
 @shared_task(
     name="reports.fetch_page",
     bind=True,
-    # No per-task time limits: io's threads pool cannot enforce any; the HTTP timeouts bound this task.
+    # No per-task time limits: io's threads pool cannot enforce any; the HTTP timeouts bound this task:
+    # one request, connect + read (check celery.E001 counts this io_timeout instead of a time limit).
+    io_timeout=sum(settings.REPORTS_API_TIMEOUT),
     # Per worker: keeps the io workers together under the API's published rate limit.
     rate_limit=settings.REPORTS_API_RATE_LIMIT,
     # The chord (fan_in.py) needs each page's rows as this task's result; nothing else keeps results.

@@ -4,6 +4,7 @@ Each module says in its docstring which versions it was tested with, which upstr
 works around, what it changes and how to remove it once upstream has fixed the issue:
 
 - ``kombu.py``: kombu's Redis transport (the broker connection of every worker and sender);
+- ``celery_worker.py``: Celery's worker request (hard time limits) and threads pool (soft shutdown);
 - ``django_celery_beat.py``: django-celery-beat's ``DatabaseScheduler`` (beat);
 {%- if cookiecutter.result_backend == "django-db" %}
 - ``django_celery_results.py``: django-celery-results' database result backend.

@@ -1,0 +1,115 @@
+"""Two changes to Celery's worker: the request of every project task, and the threads pool.
+
+Upstream: celery 5.7 (tested with 5.7.0). pyproject.toml caps celery there.
+
+1. ``TimeLimitRequest`` (every project task's ``Request``, set in base_task.py). When a prefork child is
+   killed at its hard time limit, celery/worker/request.py ``Request.on_timeout`` runs the task's
+   ``on_failure`` and the ``task_failure`` signal (since celery/celery#10226) in the worker's main process
+   without pushing the killed request's context, so ``task.request`` there is the main process's empty
+   one: no queue, retries 0 (``Request.on_failure``, for a lost child, does push it). The dead letter
+   recorded then (dead_letters.py) had the wrong queue and retry count. This pushes the context around the upstream
+   handler.
+
+2. ``ThreadsTaskPool`` (``-P threads``, registered under that alias by ``install()``). Celery's threads
+   pool cannot stop a task: it has no ``terminate_job`` (celery/celery#10490, fix proposed in
+   celery/celery#10491), so a cold shutdown, which cancels the tasks still running after the soft
+   shutdown window, raises NotImplementedError and the worker dies in an "Unrecoverable error"; and its
+   ``on_stop`` waits for every thread, so one call hung in a thread holds the process until SIGKILL.
+   Here, in a cold shutdown only, a cancelled task is left running (no thread can be killed) with its
+   message unacked, which the broker connection's close returns to its queue (kombu's
+   ``restore_at_shutdown``); the pool stops without waiting, and if a task thread is still alive when
+   the worker has finished shutting down, the process exits without joining it. A warm shutdown still
+   waits for every task, as upstream.
+
+To remove it: once ``Request.on_timeout`` pushes ``self._context`` itself, drop ``Request`` from
+base_task.py; once Celery's threads pool implements ``terminate_job`` and a bounded cold stop, drop
+``patched_celery_worker.install()`` from config/celery_app.py; then delete this module.
+"""
+
+import logging
+import os
+import sys
+import threading
+
+from celery import concurrency
+from celery.concurrency import thread
+from celery.signals import worker_ready
+from celery.worker import state
+from celery.worker.request import Request
+
+logger = logging.getLogger("{{ cookiecutter.project_slug }}.taskqueue.patches")
+
+THREADS_POOL = f"{__name__}:ThreadsTaskPool"
+# The exit status of a worker that left a hung task thread behind (its message was returned to the queue).
+EXIT_WITH_ABANDONED_THREADS = 1
+
+
+class TimeLimitRequest(Request):
+    def on_timeout(self, soft, timeout):
+        if soft:
+            return super().on_timeout(soft, timeout)
+        # The failure handlers read task.request: make it the killed request's, as on_failure does.
+        self.task.request_stack.push(self._context)
+        try:
+            return super().on_timeout(soft, timeout)
+        finally:
+            self.task.request_stack.pop()
+
+
+class ThreadsTaskPool(thread.TaskPool):
+    def on_start(self):
+        super().on_start()
+        # Runs at interpreter exit before concurrent.futures joins the executor's threads (reverse order).
+        threading._register_atexit(self._exit_without_joining_hung_threads)
+
+    def terminate_job(self, pid, signal=None):
+        # Called for each task still running when a cold shutdown cancels them: none can be interrupted.
+        logger.warning(
+            "A task thread cannot be stopped: it is left running, and its message goes back to the queue "
+            "when this worker closes its broker connection."
+        )
+
+    def on_stop(self):
+        if not state.should_terminate:
+            # Warm shutdown: wait for the running tasks, as upstream does.
+            return super().on_stop()
+        # Cold: the tasks still running were cancelled and their messages go back to the queue; upstream's
+        # shutdown(cancel_futures=True) would wait for them, however long one hangs.
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        return thread.BasePool.on_stop(self)
+
+    def _hung_threads(self) -> list[threading.Thread]:
+        return [worker for worker in list(self.executor._threads) if worker.is_alive()]
+
+    def _exit_without_joining_hung_threads(self):
+        hung = self._hung_threads()
+        if not hung or not state.should_terminate:
+            return
+        logger.warning(
+            "Exiting with %d task thread(s) still running; their messages were returned to the queue.", len(hung)
+        )
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_WITH_ABANDONED_THREADS)
+
+
+def install() -> None:
+    """Make ``-P threads`` (the Procfile's io worker) use ThreadsTaskPool."""
+    concurrency.ALIASES["threads"] = THREADS_POOL
+
+
+@worker_ready.connect
+def report_pool(sender=None, **kwargs):
+    pool = getattr(sender, "pool", None)
+    if isinstance(pool, thread.TaskPool):
+        if isinstance(pool, ThreadsTaskPool):
+            logger.info(
+                "Threads pool: a task still running after the soft shutdown is returned to its queue and the "
+                "worker exits (patches/celery_worker.py)."
+            )
+        else:
+            logger.warning(
+                "Threads pool without the project's patch: a cold shutdown fails on a running task and a hung "
+                "task holds the worker until SIGKILL (patches/celery_worker.py)."
+            )
