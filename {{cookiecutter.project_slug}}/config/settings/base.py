@@ -262,7 +262,14 @@ CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND_URL", default=redis_roles.role_url(REDIS_URL, "results"))
 CELERY_REDIS_BACKEND_USE_SSL = redis_roles.tls_options(CELERY_RESULT_BACKEND, REDIS_CA_CERTS)
 CELERY_RESULT_EXTENDED = True
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    # Celery retries a failed results connection 20 times a second apart: a send of a task that keeps its result
+    # would hang a request for 20 s with the results Redis down or its certificate refused. A few seconds at most.
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+}
+# A results Redis that does not accept the connection fails it within a second (default: no timeout).
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1
 {%- endif %}
 
 # Named queues, each with its own Procfile worker. A task is routed by the verb of its name
