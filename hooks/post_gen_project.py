@@ -102,7 +102,8 @@ def write_env_files(root: Path) -> None:
         root / ".envs/.production/.postgres",
         {"POSTGRES_DB": SLUG, "POSTGRES_USER": SLUG, "POSTGRES_PASSWORD": prod_pg_password},
     )
-    write_env(root / ".envs/.production/.redis", {"REDIS_PASSWORD": prod_redis_password})
+    # REDIS_MAXMEMORY: docker-compose.production.yml's limit, past which Redis refuses writes (noeviction).
+    write_env(root / ".envs/.production/.redis", {"REDIS_PASSWORD": prod_redis_password, "REDIS_MAXMEMORY": "512mb"})
 
 
 def remove_unchosen_options(root: Path) -> None:
