@@ -102,8 +102,7 @@ def write_env_files(root: Path) -> None:
         root / ".envs/.production/.postgres",
         {"POSTGRES_DB": SLUG, "POSTGRES_USER": SLUG, "POSTGRES_PASSWORD": prod_pg_password},
     )
-    # REDIS_MAXMEMORY: docker-compose.production.yml's limit, past which Redis refuses writes (noeviction).
-    write_env(root / ".envs/.production/.redis", {"REDIS_PASSWORD": prod_redis_password, "REDIS_MAXMEMORY": "512mb"})
+    write_env(root / ".envs/.production/.redis", {"REDIS_PASSWORD": prod_redis_password})
 
 
 def remove_unchosen_options(root: Path) -> None:

@@ -34,7 +34,7 @@ def broker_memory() -> dict:
         return {"state": "unknown", "reason": "this Redis user may not run INFO"}
     used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))
     if not limit:
-        # No limit: Redis grows until the kernel kills it. The compose files and docs/deploy set one.
+        # No limit: Redis grows until the kernel kills it. The compose files set one (docs/practices.md, P12).
         return {"state": "no-limit", "used_bytes": used}
     ratio = used / limit
     state = "near-limit" if ratio >= settings.HEALTH_REDIS_MEMORY_WARNING_RATIO else "ok"
