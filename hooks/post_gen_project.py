@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import string
+import subprocess
 from pathlib import Path
 
 SLUG = "{{ cookiecutter.project_slug }}"
@@ -135,10 +137,39 @@ def choose_alternative_files(root: Path) -> None:
             (root / alternative).unlink()
 
 
-def print_next_steps() -> None:
+def lock_dependencies(root: Path) -> str:
+    """Write uv.lock so that image builds install exactly these versions (the Dockerfile's `uv sync --locked`).
+
+    From uv's cache first (no network), else from the package index; without either the project is left
+    unlocked and the next steps say how to lock it. SKIP_UV_LOCK=1 skips this (the template's own tests
+    set it where a lock would not be used). Returns what happened, for the next steps.
+    """
+    if os.environ.get("SKIP_UV_LOCK") == "1":
+        return "uv.lock not written (SKIP_UV_LOCK=1): run `uv lock` and commit uv.lock."
+    uv = shutil.which("uv")
+    if uv is None:
+        return "uv.lock not written (no uv on PATH): install uv, run `uv lock` and commit uv.lock."
+    for extra in (["--offline"], []):
+        try:
+            result = subprocess.run(
+                [uv, "lock", "--quiet", *extra], cwd=root, capture_output=True, text=True, timeout=180, check=False
+            )
+        except subprocess.TimeoutExpired:
+            continue
+        if result.returncode == 0:
+            return "uv.lock written: commit it; `uv lock --upgrade` moves every dependency to its newest version."
+    return (
+        "uv.lock not written (no package index reachable): run `uv lock` once online and commit uv.lock;\n"
+        "until then each image build resolves the newest versions."
+    )
+
+
+def print_next_steps(lock_note: str) -> None:
     print(
         f"""
-Generated {SLUG}. Secrets for this project are in .env and .envs/ (git-ignored).
+Generated {SLUG}. Its secrets are in .env and .envs/.production/ (git-ignored); .envs/.local/ holds the local
+containers' values and is committed, so a teammate's clone runs `docker compose up` as it is.
+{lock_note}
 
 With Docker:
     cd {SLUG} && docker compose up
@@ -157,4 +188,4 @@ if __name__ == "__main__":
     write_env_files(project)
     remove_unchosen_options(project)
     choose_alternative_files(project)
-    print_next_steps()
+    print_next_steps(lock_dependencies(project))

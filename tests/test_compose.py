@@ -98,8 +98,12 @@ def test_every_program_a_service_runs_is_an_executable_in_the_image(project, com
 
 
 def test_every_script_is_strict_bash_that_ends_in_exec(project):
-    scripts = [path for path in (project / "compose").rglob("*") if path.is_file()]
+    scripts = [path for path in (project / "compose").rglob("*") if path.is_file() and path.suffix != ".py"]
     assert scripts
+    # The Python ones (the local reloader) are linted by ruff with the rest of the code.
+    for script in (project / "compose").rglob("*.py"):
+        assert script.read_text().startswith("#!/usr/bin/env python\n"), script.name
+        assert os.access(script, os.X_OK), script.name
     for script in scripts:
         lines = script.read_text().splitlines()
         assert lines[:2] == ["#!/usr/bin/env bash", "set -o errexit -o nounset -o pipefail"], script.name

@@ -88,13 +88,35 @@ def test_production_urls_carry_the_generated_passwords(bake):
     assert len(django["DJANGO_SECRET_KEY"]) >= 50
 
 
-def test_env_files_are_ignored_by_git(bake):
+SECRET_FILES = [".env", ".envs/.production/.django", ".envs/.production/.postgres", ".envs/.production/.redis"]
+LOCAL_FILES = [".envs/.local/.django", ".envs/.local/.postgres"]
+
+
+def test_production_secrets_are_ignored_by_git_and_the_local_env_files_are_not(bake):
+    # A teammate's clone has the local containers' env files, so `docker compose up` works as cloned.
     project = bake()
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     ignored = subprocess.run(
         ["git", "check-ignore", *ENV_FILES], cwd=project, capture_output=True, text=True, check=False
     ).stdout.split()
-    assert sorted(ignored) == sorted(ENV_FILES)
+    assert sorted(ignored) == sorted(SECRET_FILES)
+    assert sorted(set(ENV_FILES) - set(ignored)) == sorted(LOCAL_FILES)
+
+
+def test_make_writes_a_fresh_env_for_make_dev_where_a_clone_has_none(bake):
+    project = bake()
+    baked = read_env_file(project / ".env")
+    (project / ".env").unlink()
+    result = subprocess.run(["make", ".env"], cwd=project, capture_output=True, text=True, check=True)
+    assert "Wrote .env" in result.stdout
+    written = read_env_file(project / ".env")
+    assert sorted(written) == sorted(baked)
+    assert written["DJANGO_SETTINGS_MODULE"] == "config.settings.local"
+    assert written["REDIS_URL"] == "redis://localhost:6379/0"
+    assert written["DJANGO_SECRET_KEY"] != baked["DJANGO_SECRET_KEY"] and len(written["DJANGO_SECRET_KEY"]) >= 50
+    assert stat.S_IMODE((project / ".env").stat().st_mode) == 0o600
+    # It never overwrites one that exists.
+    assert "up to date" in subprocess.run(["make", ".env"], cwd=project, capture_output=True, text=True).stdout
 
 
 def test_next_steps_are_printed(tmp_path):

@@ -12,14 +12,17 @@ import yaml
 
 from {{ cookiecutter.project_slug }}.taskqueue.process_definitions import (
     COMPOSE_FILES,
+    RELOADER,
     compose_processes,
     procfile_commands,
     script_command,
 )
 from tools.procfile import PROCFILE, PROJECT_DIR
 
-# Local development serves web with runserver, which reloads on code changes.
-LOCAL_ONLY_SCRIPTS = {("docker-compose.yml", "web"): "compose/local/start-web"}
+# Local development serves web with runserver, and runs the workers under the reloader: both restart on code changes.
+LOCAL_ONLY_SCRIPTS = {("docker-compose.yml", "web"): "compose/local/start-web"} | {
+    ("docker-compose.yml", name): [RELOADER, f"compose/start-{name}"] for name in ("worker", "worker-io", "worker-cpu")
+}
 WORKER_NODE = re.compile(r"(?:^|\s)-n\s+(\S+)@%h(?:\s|$)")
 
 

@@ -17,6 +17,8 @@ import yaml
 PROCFILE = "Procfile"
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.production.yml")
 KUBERNETES_DIR = "deploy/kubernetes"
+# Local compose runs the workers under this reloader (restart on code changes): the command is what follows it.
+RELOADER = "compose/local/reload.py"
 # What Docker and Kubernetes wait between SIGTERM and SIGKILL when the definition does not say.
 COMPOSE_DEFAULT_GRACE = 10.0
 KUBERNETES_DEFAULT_GRACE = 30.0
@@ -52,7 +54,9 @@ def script_command(script: Path) -> str:
 
 
 def followed_command(base_dir: Path, argv: list[str]) -> str:
-    """The command line an argv runs: a lone start script followed to its exec line."""
+    """The command line an argv runs: a lone start script followed to its exec line, through the reloader."""
+    if argv[:1] == [RELOADER]:
+        argv = argv[1:]
     script = base_dir / argv[0]
     if script.is_file() and len(argv) == 1:
         return script_command(script)
