@@ -144,6 +144,8 @@ def test_redis_persists_and_never_evicts(default_project, compose_file):
     command = compose_config(default_project, compose_file)["services"]["redis"]["command"]
     command = " ".join(command) if isinstance(command, list) else command
     assert "--appendonly yes" in command
+    # A limit, so a full Redis refuses writes loudly instead of being killed by the kernel.
+    assert "--maxmemory " in command
     assert "--maxmemory-policy noeviction" in command
 
 

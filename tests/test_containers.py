@@ -388,7 +388,8 @@ def _check_beat_lock(stack: Stack, auth: str | None) -> None:
         argv = ["exec", "-T", "redis"]
         if auth:
             argv += ["env", f"REDISCLI_AUTH={auth}"]
-        out = stack.compose(*argv, "redis-cli", "--scan", "--pattern", "*beat-lock*").stdout.split()
+        # The beat lock is a cache key: the cache's database is REDIS_URL's plus 2 (config/redis_roles.py).
+        out = stack.compose(*argv, "redis-cli", "-n", "2", "--scan", "--pattern", "*beat-lock*").stdout.split()
         return out
 
     wait_for("the beat lock in Redis", held, budget=30)

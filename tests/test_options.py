@@ -21,8 +21,9 @@ def test_result_backend_django_db_uses_django_celery_results(bake):
 def test_result_backend_redis_uses_redis_with_the_broker_visibility_timeout(bake):
     project = bake(result_backend="redis")
     base = (project / "config/settings/base.py").read_text()
-    assert "CELERY_RESULT_BACKEND = REDIS_URL" in base
-    assert "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS" in base
+    # Its own database on REDIS_URL's server (config/redis_roles.py), unless CELERY_RESULT_BACKEND_URL says otherwise.
+    assert 'env("CELERY_RESULT_BACKEND_URL", default=redis_roles.role_url(REDIS_URL, "results"))' in base
+    assert "CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {\n    **CELERY_BROKER_TRANSPORT_OPTIONS," in base
     assert "django_celery_results" not in base
     assert "django-celery-results" not in dependencies(project)
     assert not (project / "my_project/taskqueue/patches/django_celery_results.py").exists()

@@ -10,12 +10,14 @@ import gc
 import os
 
 import pytest
+import redis
 from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from kombu.asynchronous import set_event_loop
 
+from config import redis_roles
 from config.celery_app import app as celery_app
 from tests.support.task_events import TaskEvents
 from tools.redis_server import RedisServer
@@ -36,14 +38,15 @@ def redis_url():
     if not url:
         server = RedisServer().start()
         url = server.url
-    settings.REDIS_URL = url
-    settings.CACHES["default"]["LOCATION"] = url
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = url
+    # Each role in its own database, as config/redis_roles.py derives them from REDIS_URL.
+    settings.REDIS_CACHE_URL = settings.CACHES["default"]["LOCATION"] = redis_roles.role_url(url, "cache")
     # The test database setup (createcachetable) may already have opened the cache: reopen it.
     with contextlib.suppress(AttributeError):
         del caches["default"]
     celery_app.conf.broker_url = url
     if str(celery_app.conf.result_backend or "").startswith("redis"):
-        celery_app.conf.result_backend = url
+        celery_app.conf.result_backend = redis_roles.role_url(url, "results")
     yield url
     _forget_pending_results()
     if server is not None:
@@ -61,10 +64,19 @@ def _forget_pending_results():
         result.backend.remove_pending_result(result)
 
 
+@pytest.fixture(scope="session")
+def _role_databases(redis_url):
+    clients = [redis.Redis.from_url(redis_roles.role_url(redis_url, role)) for role in redis_roles.DATABASE_OFFSETS]
+    yield clients
+    for client in clients:
+        client.close()
+
+
 @pytest.fixture(autouse=True)
-def _empty_redis(redis_url):
-    """Each test starts with no queued messages, locks or cached values."""
-    cache.clear()
+def _empty_redis(_role_databases):
+    """Each test starts with no queued messages, results, locks or cached values."""
+    for client in _role_databases:
+        client.flushdb()
 
 
 @pytest.fixture(scope="session")

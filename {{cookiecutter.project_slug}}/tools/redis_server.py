@@ -1,5 +1,6 @@
 """A throwaway redis-server for tests: a free loopback port, a temp dir, stopped afterwards."""
 
+import dataclasses
 import shutil
 import socket
 import subprocess
@@ -22,10 +23,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class RedisServer:
-    """Run redis-server with the persistence settings the compose files use (AOF, noeviction)."""
+# What managed Redis services hand out: every command but the @dangerous ones (FLUSHDB, INFO, CONFIG, KEYS...).
+MANAGED_ACL_RULES = ("on", "~*", "&*", "+@all", "-@dangerous")
 
-    def __init__(self):
+
+@dataclasses.dataclass(frozen=True)
+class AclUser:
+    """The only user such a server lets in: the default user is switched off."""
+
+    name: str = "app"
+    password: str = "app-password"  # noqa: S105 (a throwaway server on loopback)
+    rules: tuple[str, ...] = MANAGED_ACL_RULES
+
+
+@dataclasses.dataclass(frozen=True)
+class Tls:
+    """Serve TLS only (no plain port) with this certificate; clients verify it against ``ca_file``."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
+class RedisServer:
+    """Run redis-server with the persistence settings the compose files use (AOF, noeviction).
+
+    ``acl_user`` makes it a managed-Redis shape (one ACL user, default user off); ``tls`` serves rediss:// only.
+    """
+
+    def __init__(self, acl_user: AclUser | None = None, tls: Tls | None = None):
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(INSTALL_HINT)
@@ -33,17 +59,44 @@ class RedisServer:
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="redis-test-"))
         self.process: subprocess.Popen | None = None
+        self.acl_user = acl_user
+        self.tls = tls
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        credentials = f"{self.acl_user.name}:{self.acl_user.password}@" if self.acl_user else ""
+        return f"{scheme}://{credentials}127.0.0.1:{self.port}/0"
+
+    def client_options(self) -> dict:
+        """What a redis-py client of this server needs besides the URL."""
+        return {"ssl_ca_certs": str(self.tls.ca_file), "ssl_cert_reqs": "required"} if self.tls else {}
+
+    def shape_arguments(self) -> list[str]:
+        arguments = []
+        if self.acl_user:
+            user = self.acl_user
+            arguments += ["--user", user.name, *user.rules, f">{user.password}", "--user", "default", "off"]
+        if self.tls:
+            arguments += [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.cert_file),
+                "--tls-key-file", str(self.tls.key_file),
+                "--tls-ca-cert-file", str(self.tls.ca_file),
+                # Clients verify the server; the server does not ask clients for certificates.
+                "--tls-auth-clients", "no",
+            ]  # fmt: skip
+        else:
+            arguments += ["--port", str(self.port)]
+        return arguments
 
     def start(self, timeout: float = 10.0) -> "RedisServer":
         self.process = subprocess.Popen(
             [
                 self.executable,
                 "--bind", "127.0.0.1",
-                "--port", str(self.port),
+                *self.shape_arguments(),
                 "--dir", str(self.directory),
                 "--appendonly", "yes",
                 "--appendfsync", "everysec",
@@ -53,7 +106,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-        client = redis.Redis.from_url(self.url)
+        client = redis.Redis.from_url(self.url, **self.client_options())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

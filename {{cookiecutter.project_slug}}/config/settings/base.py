@@ -6,6 +6,8 @@ from pathlib import Path
 import environ
 from kombu import Queue
 
+from config import redis_roles
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 APPS_DIR = BASE_DIR / "{{ cookiecutter.project_slug }}"
 
@@ -158,22 +160,34 @@ LOGGING = {
     },
 }
 
-# REDIS (broker and cache)
+# REDIS (broker, results and cache: config/redis_roles.py)
 # ------------------------------------------------------------------------------
+# The single knob: the broker uses its database, results the next one, the cache the one after, so clearing
+# the cache never touches a queue. Each role's own URL (below) moves it elsewhere, e.g. to its own server.
 REDIS_URL = env("REDIS_URL", default="redis://localhost:6379/0")
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+REDIS_CACHE_URL = env("REDIS_CACHE_URL", default=redis_roles.role_url(REDIS_URL, "cache"))
+redis_roles.require_apart(REDIS_CACHE_URL, CELERY_BROKER_URL)
+# A rediss:// URL verifies the server's certificate: against this CA bundle (a file path), else the system's.
+REDIS_CA_CERTS = env("REDIS_CA_CERTS", default="")
 
-# Redis cache: locks (cache.lock) and short-lived task outputs live here.
+# Redis cache: locks (cache.lock), the beat lock and short-lived task outputs live here.
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": REDIS_CACHE_URL,
         "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # clear() deletes this cache's keys only, with commands a managed Redis's ACL user may run.
+            "CLIENT_CLASS": "{{ cookiecutter.project_slug }}.taskqueue.cache_client.PrefixScopedClient",
+            # JSON, never pickle: a value read back from Redis cannot run code in web or a worker.
+            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
             # A cache outage must surface, not silently turn locks into no-ops...
             "IGNORE_EXCEPTIONS": False,
             # ...and within seconds: a Redis that accepts connections but never answers must not hang a request.
             "SOCKET_CONNECT_TIMEOUT": 1,
             "SOCKET_TIMEOUT": 1.5,
+            # rediss://: the certificate checked as for the broker (empty for redis://).
+            "CONNECTION_POOL_KWARGS": redis_roles.tls_options(REDIS_CACHE_URL, REDIS_CA_CERTS) or {},
         },
         "KEY_PREFIX": "{{ cookiecutter.project_slug }}",
     }
@@ -184,7 +198,8 @@ CACHES = {
 # Every value here is a decision: docs/practices.md gives each one's reason and the test that pins it,
 # and {{ cookiecutter.project_slug }}/taskqueue/checks.py verifies they stay consistent (`manage.py check`).
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
-CELERY_BROKER_URL = REDIS_URL
+# CELERY_BROKER_URL is set with the other Redis URLs above. For rediss://, verify the broker's certificate.
+CELERY_BROKER_USE_SSL = redis_roles.tls_options(CELERY_BROKER_URL, REDIS_CA_CERTS)
 CELERY_TIMEZONE = TIME_ZONE
 # Retry the first broker connection too, so a worker started before Redis waits for it.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -251,9 +266,18 @@ CELERY_RESULT_BACKEND = "{{ cookiecutter.project_slug }}.taskqueue.patches.djang
 # Store task name, args and worker with each result, so failures can be read and replayed.
 CELERY_RESULT_EXTENDED = True
 {%- elif cookiecutter.result_backend == "redis" %}
-CELERY_RESULT_BACKEND = REDIS_URL
+# Results in a database of their own (REDIS_URL's next one), with the broker's TLS rules for rediss://.
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND_URL", default=redis_roles.role_url(REDIS_URL, "results"))
+CELERY_REDIS_BACKEND_USE_SSL = redis_roles.tls_options(CELERY_RESULT_BACKEND, REDIS_CA_CERTS)
 CELERY_RESULT_EXTENDED = True
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = CELERY_BROKER_TRANSPORT_OPTIONS
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    # Celery retries a failed results connection 20 times a second apart: a send of a task that keeps its result
+    # would hang a request for 20 s with the results Redis down or its certificate refused. A few seconds at most.
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+}
+# A results Redis that does not accept the connection fails it within a second (default: no timeout).
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1
 {%- endif %}
 
 # Named queues, each with its own Procfile worker. A task is routed by the verb of its name
@@ -286,6 +310,12 @@ BEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=30)
 # Write a periodic task's last run to the database as soon as it is sent (Celery's default: every 3 minutes),
 # so a beat that restarts after a crash, or takes over the lock, does not send it again.
 CELERY_BEAT_SYNC_EVERY = 1
+
+# HEALTH
+# ------------------------------------------------------------------------------
+# /healthz/ says "degraded" once the broker's Redis uses this share of its maxmemory: past it, noeviction
+# refuses every write, so new tasks cannot be sent. Early enough to act, late enough not to cry wolf.
+HEALTH_REDIS_MEMORY_WARNING_RATIO = env.float("HEALTH_REDIS_MEMORY_WARNING_RATIO", default=0.8)
 
 # METRICS (docs/monitoring.md)
 # ------------------------------------------------------------------------------

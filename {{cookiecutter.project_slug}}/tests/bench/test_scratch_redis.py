@@ -4,7 +4,7 @@ import pytest
 import redis
 
 from tools.bench.errors import BenchmarkError
-from tools.bench.scratch_redis import claim, with_database
+from tools.bench.scratch_redis import claim, with_database, worker_role_env
 
 
 @pytest.fixture
@@ -33,3 +33,11 @@ def test_yes_flushes_the_benchmark_database_and_no_other(databases):
 def test_benchmark_url_keeps_server_and_password_and_changes_only_the_database():
     assert with_database("redis://:secret@redis.internal:6380/0", 15) == "redis://:secret@redis.internal:6380/15"
     assert with_database("redis://localhost:6379", 15) == "redis://localhost:6379/15"
+
+
+def test_a_benchmark_in_the_last_database_gives_its_workers_results_and_cache_databases_that_exist():
+    assert worker_role_env("redis://127.0.0.1:6379/15") == {
+        "CELERY_RESULT_BACKEND_URL": "redis://127.0.0.1:6379/14",
+        "REDIS_CACHE_URL": "redis://127.0.0.1:6379/13",
+    }
+    assert worker_role_env("redis://127.0.0.1:6379/0") == {}  # 1 and 2 exist: the settings derive them

@@ -14,10 +14,10 @@ import uuid
 import pytest
 import redis
 from django.core.cache import cache
-from django_redis import get_redis_connection
 from kombu import Consumer, Queue
 
 from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
 from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import MalformedMessageError, Transport, decode_envelope
 from tests.support.waiting import wait_until
 from tests.taskqueue.tasks import record_delivery
@@ -32,7 +32,7 @@ def test_the_broker_url_keeps_its_redis_scheme_and_uses_the_project_transport():
 @pytest.mark.django_db(transaction=True)
 def test_a_message_that_is_not_json_is_logged_and_dropped_and_the_next_task_runs(celery_workers, caplog):
     caplog.set_level(logging.ERROR, logger="{{ cookiecutter.project_slug }}.taskqueue.patches.kombu")
-    get_redis_connection("default").lpush("default", b"{this is not a message")
+    broker_redis.client().lpush("default", b"{this is not a message")
     marker = uuid.uuid4().hex
     record_delivery.delay(marker, {})
     assert wait_until(lambda: cache.get(f"delivery:{marker}"), timeout=30, what="the task after the bad message")
@@ -56,7 +56,7 @@ def test_an_error_the_consumer_raises_is_its_own_not_a_malformed_message(queues,
             wait_until(lambda: connection.drain_events(timeout=1) or True, timeout=10, what="the delivery")
         assert "malformed" not in caplog.text
         # Received and recorded, as kombu's own transport leaves it: delivered again later, not dropped.
-        assert get_redis_connection("default").hlen("unacked") == 1
+        assert broker_redis.client().hlen("unacked") == 1
         channel.close()
 
 
@@ -83,7 +83,7 @@ def test_the_suites_workers_take_their_messages_through_the_atomic_claim(celery_
 
 @pytest.mark.django_db(transaction=True)
 def test_a_task_taken_through_the_claim_is_unacked_while_it_runs_and_acked_after(celery_workers):
-    redis = get_redis_connection("default")
+    redis = broker_redis.client()
     unacked_before = redis.hlen("unacked")
     marker = uuid.uuid4().hex
     record_delivery.delay(marker, {})
@@ -156,7 +156,7 @@ def test_taking_a_message_records_it_as_unacked_in_the_same_step():
         raw, tag = connection.default_channel.claim(queue.name)
     # A worker SIGKILLed right here loses nothing: the message is where Redis redelivers it from.
     assert tag == json.loads(raw)["properties"]["delivery_tag"]
-    redis = get_redis_connection("default")
+    redis = broker_redis.client()
     assert redis.llen(queue.name) == 0
     assert redis.hexists("unacked", tag)
     assert redis.zscore("unacked_index", tag) is not None
@@ -178,5 +178,5 @@ def test_an_ack_through_a_closed_connection_fails_as_a_lost_connection_and_keeps
             channel.connection.client = kombu_connection
         assert "Couldn't ack" in caplog.text
         # Still recorded as delivered and not acked: Redis delivers it again.
-        assert get_redis_connection("default").hexists("unacked", message.delivery_tag)
+        assert broker_redis.client().hexists("unacked", message.delivery_tag)
         channel.close()

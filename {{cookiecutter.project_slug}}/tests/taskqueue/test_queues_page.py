@@ -4,9 +4,9 @@ import importlib
 
 import pytest
 from django.urls import clear_url_caches
-from django_redis import get_redis_connection
 
 import config.urls
+from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
 from tests.support.consumers import paused
 from tests.taskqueue.tasks import fetch_delivery
@@ -26,7 +26,7 @@ def test_the_page_shows_each_queue_as_redis_holds_it(admin_client, celery_worker
         for marker in ("a", "b"):
             fetch_delivery.delay(marker)
         response = admin_client.get("/admin/queues/")
-        depths = {name: get_redis_connection("default").llen(name) for name in ("default", "io", "cpu")}
+        depths = {name: broker_redis.client().llen(name) for name in ("default", "io", "cpu")}
     page = response.content.decode()
     assert response.status_code == 200
     assert depths["io"] == 2

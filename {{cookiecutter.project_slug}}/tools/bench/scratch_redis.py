@@ -6,14 +6,30 @@ import redis
 
 from tools.bench.errors import BenchmarkError
 
-# The last of Redis' 16 default databases: the project itself uses 0.
+# The last of Redis' 16 default databases: the project itself uses 0, 1 and 2 (config/redis_roles.py).
 DEFAULT_DATABASE = 15
+# Redis' default number of databases.
+DATABASES = 16
 
 
 def with_database(url: str, database: int) -> str:
     """The same Redis server as `url`, database number `database`."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def worker_role_env(url: str) -> dict[str, str]:
+    """The workers' result and cache URLs when REDIS_URL's next two databases do not exist (15 gives 16, 17).
+
+    Then they go to the two databases below the benchmark's; the workers write only expiring keys there.
+    """
+    database = int(urlsplit(url).path.strip("/") or 0)
+    if database + 2 < DATABASES:
+        return {}
+    return {
+        "CELERY_RESULT_BACKEND_URL": with_database(url, database - 1),
+        "REDIS_CACHE_URL": with_database(url, database - 2),
+    }
 
 
 def claim(client: redis.Redis, *, flush: bool) -> None:

@@ -8,6 +8,7 @@ from celery import Celery
 
 from {{ cookiecutter.project_slug }}.taskqueue import process_definitions
 from tools.bench.errors import BenchmarkError
+from tools.bench.scratch_redis import worker_role_env
 from tools.procfile import PROJECT_DIR, ProcfileProcess
 
 BENCHMARK_TASKS_MODULE = "tools.bench.tasks"
@@ -21,7 +22,7 @@ def short_pool_name(implementation: str) -> str:
 class BenchmarkWorkers:
     """Every Procfile process that runs a Celery worker, with its own node name and the benchmark tasks.
 
-    Only REDIS_URL and DJANGO_SETTINGS_MODULE differ from what the Procfile runs; pool, concurrency
+    Only the Redis URLs and DJANGO_SETTINGS_MODULE differ from what the Procfile runs; pool, concurrency
     and queues are the Procfile's own (and its environment variables, e.g. CELERY_IO_CONCURRENCY).
     """
 
@@ -30,7 +31,12 @@ class BenchmarkWorkers:
         self.token = secrets.token_hex(3)
         procfile = process_definitions.definitions(PROJECT_DIR)[process_definitions.PROCFILE]
         self.queues = process_definitions.consumers(procfile, {queue.name for queue in app.conf.task_queues})
-        worker_env = {"REDIS_URL": redis_url, "DJANGO_SETTINGS_MODULE": settings_module, **(env or {})}
+        worker_env = {
+            "REDIS_URL": redis_url,
+            **worker_role_env(redis_url),
+            "DJANGO_SETTINGS_MODULE": settings_module,
+            **(env or {}),
+        }
         self.processes = {
             name: ProcfileProcess(
                 name,

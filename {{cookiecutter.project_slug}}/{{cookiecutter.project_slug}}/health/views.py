@@ -1,9 +1,13 @@
 import logging
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django_redis import get_redis_connection
+from redis.exceptions import NoPermissionError
+
+from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
 
 logger = logging.getLogger(__name__)
 
@@ -14,22 +18,53 @@ def _database_ok() -> bool:
         return cursor.fetchone() == (1,)
 
 
-def _redis_ok() -> bool:
+def _broker_ok() -> bool:
+    return bool(broker_redis.client().ping())
+
+
+def _cache_ok() -> bool:
     return bool(get_redis_connection("default").ping())
+
+
+def broker_memory() -> dict:
+    """The broker's used memory against its maxmemory; "unknown" where INFO is refused (ACL without @dangerous)."""
+    try:
+        info = broker_redis.client().info("memory")
+    except NoPermissionError:
+        return {"state": "unknown", "reason": "this Redis user may not run INFO"}
+    used, limit = int(info["used_memory"]), int(info.get("maxmemory", 0))
+    if not limit:
+        # No limit: Redis grows until the kernel kills it. The compose files set one (docs/practices.md, P12).
+        return {"state": "no-limit", "used_bytes": used}
+    ratio = used / limit
+    state = "near-limit" if ratio >= settings.HEALTH_REDIS_MEMORY_WARNING_RATIO else "ok"
+    return {"state": state, "used_bytes": used, "maxmemory_bytes": limit, "used_ratio": round(ratio, 3)}
 
 
 @never_cache
 def healthz(request):
-    """Liveness of the web process and the two services it cannot work without.
+    """Liveness of the web process and the services it cannot work without, and the broker's memory.
 
-    200 when the database and Redis answer, 503 (with the failing part named) otherwise.
+    200 when the database, the broker's Redis and the cache's Redis answer, 503 (with the failing part named)
+    otherwise. A broker near its maxmemory answers 200 with status "degraded": restarting web would not
+    free Redis memory, but someone must look before noeviction starts refusing every new task.
     """
     checks = {}
-    for name, probe in (("database", _database_ok), ("redis", _redis_ok)):
+    for name, probe in (("database", _database_ok), ("redis", _broker_ok), ("cache", _cache_ok)):
         try:
             checks[name] = "ok" if probe() else "error"
         except Exception:  # any failure of the probe means unhealthy, whatever its type
             logger.warning("Health check %s failed", name, exc_info=True)
             checks[name] = "error"
     healthy = all(state == "ok" for state in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "error", "checks": checks}, status=200 if healthy else 503)
+    body = {"status": "ok" if healthy else "error", "checks": checks}
+    if checks["redis"] == "ok":
+        try:
+            body["redis_memory"] = broker_memory()
+        except Exception:  # memory is advice: its failure must not fail the health check
+            logger.warning("Reading the broker's memory failed", exc_info=True)
+            body["redis_memory"] = {"state": "unknown", "reason": "INFO failed"}
+        if body["redis_memory"]["state"] == "near-limit":
+            body["status"] = "degraded"
+            logger.warning("The broker's Redis is near its maxmemory: %s", body["redis_memory"])
+    return JsonResponse(body, status=200 if healthy else 503)

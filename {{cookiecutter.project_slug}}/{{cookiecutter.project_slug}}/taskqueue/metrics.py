@@ -34,7 +34,8 @@ from celery.signals import (
     worker_shutdown,
 )
 from django.conf import settings
-from django_redis import get_redis_connection
+
+from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,8 @@ WORKER_PRESENCE_INTERVAL = 10  # seconds between refreshes; the key lives three 
 
 
 def redis():
-    # The cache's Redis (the broker's too): raw keys, outside the cache's KEY_PREFIX.
-    return get_redis_connection("default")
+    # The broker's Redis: its queues are there, and cache.clear() never deletes these counts.
+    return broker_redis.client()
 
 
 def bucket_index(seconds: float) -> int:

@@ -1,0 +1,65 @@
+"""Which Redis database each role uses (broker, results, cache), and the TLS options of a ``rediss://`` URL.
+
+REDIS_URL is the single knob: its database number is the broker's, the result backend takes the next one and
+the cache the one after (``redis://host:6379/0`` -> broker 0, results 1, cache 2). Each role's own variable
+(CELERY_BROKER_URL, CELERY_RESULT_BACKEND_URL, REDIS_CACHE_URL) overrides it, for a Redis server per role.
+"""
+
+import ssl
+from urllib.parse import SplitResult, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+# Added to REDIS_URL's database number; the broker keeps it.
+DATABASE_OFFSETS = {"broker": 0, "results": 1, "cache": 2}
+
+
+def database_number(url: str) -> int:
+    path = urlsplit(url).path.strip("/")
+    if not path:
+        return 0
+    if not path.isdigit():
+        raise ImproperlyConfigured(f"The Redis URL {_safe(url)} names database {path!r}, not a number.")
+    return int(path)
+
+
+def with_database(url: str, number: int) -> str:
+    return urlsplit(url)._replace(path=f"/{number}").geturl()
+
+
+def role_url(redis_url: str, role: str) -> str:
+    """REDIS_URL moved to the role's own database number."""
+    return with_database(redis_url, database_number(redis_url) + DATABASE_OFFSETS[role])
+
+
+def require_apart(cache_url: str, broker_url: str) -> None:
+    """A cache sharing the broker's database would let cache.clear() reach the queues: refuse it at start."""
+    if _address(cache_url) == _address(broker_url):
+        raise ImproperlyConfigured(
+            f"REDIS_CACHE_URL and CELERY_BROKER_URL name the same Redis database ({_safe(cache_url)}): give the "
+            "cache a database (or server) of its own, so clearing the cache cannot touch the queues."
+        )
+
+
+def tls_options(url: str, ca_certs: str) -> dict | None:
+    """For a ``rediss://`` URL: verify the server's certificate, against ``ca_certs`` if given (else the system's)."""
+    if urlsplit(url).scheme != "rediss":
+        return None
+    options = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    if ca_certs:
+        options["ssl_ca_certs"] = ca_certs
+    return options
+
+
+def _address(url: str) -> tuple:
+    parts = urlsplit(url)
+    return (parts.hostname, parts.port or 6379, database_number(url))
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for error messages."""
+    parts: SplitResult = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
