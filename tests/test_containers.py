@@ -261,7 +261,8 @@ def teammate_clone(project: Project, destination: Path) -> Project:
         subprocess.run(["git", *argv], cwd=project.path, check=True, capture_output=True)
     clone = destination / project.slug
     subprocess.run(["git", "clone", "-q", str(project.path), str(clone)], check=True, capture_output=True)
-    assert not (clone / ".env").exists() and not (clone / ".envs/.production").exists()
+    assert not (clone / ".env").exists()
+    assert not (clone / ".envs/.production").exists()
     return Project(name=project.name, path=clone, slug=project.slug, flower=project.flower)
 
 
