@@ -2,7 +2,8 @@
 that neither a malformed message nor an ack after a reconnect can stop it.
 
 Upstream: kombu 5.7 (tested with 5.7.0, redis-py 8.1, Redis 7.0). ``install()`` makes ``redis://``
-and ``rediss://`` broker URLs use this module's ``Transport`` (config/celery_app.py calls it).
+and ``rediss://`` broker URLs use this module's ``Transport``, and ``sentinel://`` ones its
+``SentinelTransport`` (config/celery_app.py calls it): the same protections either way.
 
 What it changes, and the upstream issue each change works around:
 
@@ -413,15 +414,27 @@ class Channel(ProtectedChannel, redis.Channel):
     from_transport_options = redis.Channel.from_transport_options + CLAIM_OPTIONS
 
 
+class SentinelChannel(ProtectedChannel, redis.SentinelChannel):
+    """The same protections over kombu's Sentinel channel (``sentinel://`` URLs): it finds the primary
+    through the sentinels, and then speaks to it as kombu's Redis channel does."""
+
+    from_transport_options = redis.SentinelChannel.from_transport_options + CLAIM_OPTIONS
+
+
 class Transport(redis.Transport):
     Channel = Channel
 
 
-def install() -> None:
-    """Make ``redis://`` and ``rediss://`` broker URLs use this transport (kombu picks one by URL scheme).
+class SentinelTransport(redis.SentinelTransport):
+    Channel = SentinelChannel
 
-    Registered under the scheme rather than set as CELERY_BROKER_TRANSPORT, so the broker URL
-    keeps its ``redis://`` form for Flower and the worker banner.
+
+def install() -> None:
+    """Make ``redis://``, ``rediss://`` and ``sentinel://`` broker URLs use this module's transports.
+
+    kombu picks a transport by URL scheme; registered under the scheme rather than set as
+    CELERY_BROKER_TRANSPORT, so the broker URL keeps its form for Flower and the worker banner.
     """
     for scheme in ("redis", "rediss"):
         TRANSPORT_ALIASES[scheme] = f"{__name__}:Transport"
+    TRANSPORT_ALIASES["sentinel"] = f"{__name__}:SentinelTransport"
