@@ -1,4 +1,7 @@
-"""A Redis primary, its replica and a redis-sentinel watching them, on free loopback ports (Debian's packages)."""
+"""A Redis primary, its replica and a sentinel watching them, on free loopback ports.
+
+The sentinel is `redis-server --sentinel` (what Debian's redis-sentinel runs), so redis-server is all it needs.
+"""
 
 import shutil
 import subprocess
@@ -17,9 +20,8 @@ class SentinelTopology:
     """Start with ``start()``, stop with ``stop()``; ``failover()`` makes the replica the primary."""
 
     def __init__(self):
-        for executable in ("redis-server", "redis-sentinel"):
-            if shutil.which(executable) is None:
-                raise RuntimeError(f"{executable} is not installed (Debian: apt-get install {executable})")
+        if shutil.which("redis-server") is None:
+            raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
         self.directory = Path(tempfile.mkdtemp(prefix="redis-sentinel-test-"))
         self.ports = {"a": free_port(), "b": free_port(), "sentinel": free_port()}
         self.processes: dict[str, subprocess.Popen] = {}
@@ -52,7 +54,7 @@ class SentinelTopology:
             f"sentinel failover-timeout {MASTER_NAME} 10000\n"
         )
         self.processes["sentinel"] = subprocess.Popen(
-            ["redis-sentinel", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+            ["redis-server", str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )
         self._wait(lambda: self.client("b").info("replication").get("master_link_status") == "up", timeout, "sync")
         self._wait(lambda: self.client("sentinel").sentinel_slaves(MASTER_NAME), timeout, "the sentinel's view")

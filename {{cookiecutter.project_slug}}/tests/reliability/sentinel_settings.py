@@ -1,6 +1,6 @@
 """The test settings with the broker behind Redis Sentinel: for the workers of test_sentinel.py only.
 
-The cache and everything else keep REDIS_URL (the first primary); only the broker goes through the
+The cache and everything else keep REDIS_URL (a plain Redis); only the broker goes through the
 sentinels, whose URL and primary's name test_sentinel.py passes in the environment.
 """
 

@@ -46,8 +46,8 @@ def test_the_primary_fails_over_with_tasks_queued_and_in_flight(deployment, topo
         DJANGO_SETTINGS_MODULE="tests.reliability.sentinel_settings",
         SENTINEL_BROKER_URL=topology.broker_url,
         SENTINEL_MASTER_NAME=MASTER_NAME,
-        # The cache (not used by these tasks) stays on the first primary.
-        REDIS_URL=f"redis://127.0.0.1:{topology.ports['a']}/0",
+        # The cache and the metrics stay on the scenario's plain Redis: only the broker fails over.
+        REDIS_URL=deployment.redis_url,
     )
     nodes = ("sentinel-a", "sentinel-b")
     workers = [deployment.start("worker", node, env, extra_args=f"-n {node}@%h") for node in nodes]

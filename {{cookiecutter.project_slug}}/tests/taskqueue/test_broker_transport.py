@@ -18,12 +18,14 @@ import pytest
 import redis
 from django.core.cache import cache
 from django_redis import get_redis_connection
-from kombu import Consumer, Queue
+from kombu import Connection, Consumer, Queue
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import (
     CLAIM_SEPARATOR,
     MalformedMessageError,
+    ProtectedChannel,
+    SentinelTransport,
     Transport,
     decode_envelope,
 )
@@ -35,6 +37,14 @@ def test_the_broker_url_keeps_its_redis_scheme_and_uses_the_project_transport():
     with celery_app.connection_for_read() as connection:
         assert isinstance(connection.transport, Transport)
         assert connection.as_uri().startswith("redis://")
+
+
+def test_a_sentinel_url_uses_the_project_transport_with_the_same_protections():
+    # Not connected: kombu picks the transport by scheme. The failover itself: tests/reliability/test_sentinel.py.
+    with Connection("sentinel://127.0.0.1:26379/0", transport_options={"master_name": "broker"}) as connection:
+        assert isinstance(connection.transport, SentinelTransport)
+        assert issubclass(connection.transport.Channel, ProtectedChannel)
+        assert "master_name" in connection.transport.Channel.from_transport_options
 
 
 @pytest.mark.django_db(transaction=True)
