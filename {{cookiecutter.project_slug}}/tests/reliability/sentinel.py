@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import redis
+from redis.sentinel import Sentinel
 
 from tools.redis_server import free_port
 
@@ -76,7 +77,9 @@ class SentinelTopology:
         raise RuntimeError(f"timed out waiting for {what} ({timeout} s)")
 
     def primary(self) -> str:
-        _host, port = self.client("sentinel").sentinel_get_master_addr_by_name(MASTER_NAME)
+        """The primary as clients find it (redis-py's Sentinel): none while a failover is under way."""
+        sentinel = Sentinel([("127.0.0.1", self.ports["sentinel"])], socket_timeout=5)
+        _host, port = sentinel.discover_master(MASTER_NAME)
         return next(name for name, number in self.ports.items() if number == int(port))
 
     def failover(self, how: str, timeout: float = 60.0) -> str:
@@ -97,6 +100,13 @@ class SentinelTopology:
         # The new primary accepts writes: the promotion is complete.
         self._wait(lambda: self.client(after).info("replication")["role"] == "master", timeout, "the promotion")
         return after
+
+    def settled(self, timeout: float = 60.0) -> None:
+        """Wait until every server still running agrees with the sentinel on who the primary is."""
+        primary = self.primary()
+        for name in ("a", "b"):
+            if name != primary and name in self.processes:
+                self._wait(lambda name=name: self.client(name).info("replication")["role"] == "slave", timeout, name)
 
     def stop(self) -> None:
         for process in self.processes.values():

@@ -33,6 +33,11 @@ What it changes, and the upstream issue each change works around:
    raises AttributeError and the worker stops. Here it raises redis' ConnectionError: Celery
    logs "Couldn't ack", and Redis delivers the message again (tasks are idempotent).
 
+Overridden upstream (kombu/transport/redis.py), to re-read on an upgrade: ``Channel._brpop_start``,
+``Channel._brpop_read``, ``Channel.close``, ``Channel.basic_consume``, ``Channel.basic_cancel``,
+``Channel._connparams``, ``QoS.append``, ``QoS.restore_visible``; the claim record must stay the one
+``QoS.append`` writes.
+
 To remove it: delete this module and the ``install()`` call in config/celery_app.py. The broker
 URLs then use kombu's own transport; the tests that pin these behaviours
 (tests/taskqueue/test_broker_transport.py, tests/reliability/) show what comes back.
@@ -317,7 +322,9 @@ class ProtectedChannel:
             queue = bytes_to_str(key).rsplit(self.sep, 1)[0]
         else:
             queue, self._waiting_on = self._waiting_on, None
-            claimed = self.claim(queue)
+            # On the connection the wait came back on: the server that moved the message (after a Sentinel
+            # failover a pooled connection can still reach the old primary, which knows no such claim).
+            claimed = self.claim(queue, client=self.client)
             if claimed is None:
                 raise Empty()  # a restore took this consumer for a dead one and gave the message back
             raw, self.claimed_tag = claimed
@@ -338,13 +345,13 @@ class ProtectedChannel:
             self.claimed_tag = None
         logger.error("Dropped a malformed message from the broker (not a kombu JSON envelope): %s", exc)
 
-    def claim(self, queue: str) -> tuple[bytes, str | None] | None:
+    def claim(self, queue: str, client=None) -> tuple[bytes, str | None] | None:
         """Pop the oldest message off this channel's claim list of ``queue`` and record it as unacked, in one step.
 
         Returns the message and its delivery tag (None if it was too malformed to record), or None
         if the claim list is empty.
         """
-        with self.conn_or_acquire() as client:
+        with self.conn_or_acquire(client) as client:
             if self._claim is None:
                 self._claim = client.register_script(CLAIM_SCRIPT)
             claimed = self._claim(
