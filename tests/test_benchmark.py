@@ -139,3 +139,26 @@ def test_benchmark_refuses_a_database_holding_keys_without_yes(bake, template_ve
     assert result.returncode != 0
     assert "--yes" in result.stderr
     assert redis_cli(redis_server, "-n", "15", "GET", "someone:else") == "precious"
+
+
+def test_quick_herd_run_compares_the_project_transport_with_kombus_on_two_workers(bake, template_venv, redis_server):
+    project = bake()
+    result = run_in(
+        project,
+        "python", "manage.py", "celery_bench", "--herd", "--quick", "--json",
+        venv=template_venv,
+        env={"REDIS_URL": redis_server},
+        timeout=300,
+    )  # fmt: skip
+    herd = json.loads(result.stdout)["herd"]
+    assert set(herd["figures"]) == {"project", "stock"}
+    for transport, runs in herd["figures"].items():
+        assert set(runs) == {"2"}, runs
+        assert_numbers(runs["2"], f"herd.{transport}")
+        assert runs["2"]["commands_per_task"] > 0
+    # The project's workers took each message with one claim script, woken one at a time; the stock run
+    # really ran kombu's own transport, which runs no script.
+    assert 1 <= herd["figures"]["project"]["2"]["scripts_per_task"] < 1.2
+    assert herd["figures"]["stock"]["2"]["scripts_per_task"] == 0
+    assert set(herd["project_to_stock"]["2"]) == {"commands_per_task", "tasks_per_second"}
+    assert redis_cli(redis_server, "-n", "15", "DBSIZE") == "0"

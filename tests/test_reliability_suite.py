@@ -11,7 +11,10 @@ import re
 import yaml
 from bakery import run_in
 
-SCENARIOS = 10
+SCENARIOS = 12
+# Replication to a Sentinel replica is asynchronous: a failover may lose what the primary had not passed on
+# yet. Those scenarios report their losses (docs/reliability.md) instead of promising none.
+MAY_LOSE = ("sentinel, ",)
 FIGURE = re.compile(
     r"^RELIABILITY (?P<scenario>.+?): sent=(?P<sent>\d+) completed=(?P<completed>\d+) lost=(?P<lost>\d+) "
     r"duplicated=(?P<duplicated>\d+) executions=(?P<executions>\d+)",
@@ -31,7 +34,11 @@ def test_generated_reliability_suite_passes_on_postgresql_with_no_task_lost_or_d
     figures = {match["scenario"]: match for match in FIGURE.finditer(result.stdout)}
     assert len(figures) == SCENARIOS, result.stdout[-3000:]
     for scenario, figure in figures.items():
-        assert (figure["lost"], figure["duplicated"]) == ("0", "0"), scenario
+        assert figure["duplicated"] == "0", scenario
+        if scenario.startswith(MAY_LOSE):
+            assert int(figure["completed"]) + int(figure["lost"]) == int(figure["sent"]), scenario
+        else:
+            assert figure["lost"] == "0", scenario
 
 
 def test_the_default_test_run_leaves_the_reliability_suite_to_its_own_step(bake_once, template_venv):

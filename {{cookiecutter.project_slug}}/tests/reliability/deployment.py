@@ -68,6 +68,22 @@ class Deployment:
         heartbeat = self.directory / f"{node}-heartbeat"
         return self.start("beat", node, self.env(BEAT_HEARTBEAT_FILE=str(heartbeat), **extra))
 
+    def start_workers(self, *nodes: str, concurrency: int = 2) -> list[Node]:
+        """Several workers on the default queue, as a deployment with replicas runs them; ready when returned."""
+        workers = [self.start_worker(node, concurrency=concurrency, ready=False) for node in nodes]
+        for worker in workers:
+            self.wait_ready(worker)
+        return workers
+
+    def worker_of(self, pid: int) -> Node:
+        """The worker whose pool child (or main process) is ``pid``, which must still be running."""
+        with open(f"/proc/{pid}/stat") as stat:
+            parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        for process in self.processes:
+            if process.process is not None and process.process.pid in (pid, parent):
+                return process
+        raise AssertionError(f"process {pid} (parent {parent}) belongs to none of the started workers")
+
     def kill_all(self) -> None:
         for process in self.processes:
             process.kill_group()

@@ -1,7 +1,8 @@
 """A worker dies mid-task (its pool child, the whole node, a deploy's SIGTERM): no task is lost or doubled.
 
 Late acks with reject-on-worker-lost bring the message back; idempotent effects keep
-the redelivery from applying the effect a second time.
+the redelivery from applying the effect a second time. Every scenario runs two workers on the
+queue, as a deployment with replicas does: the one that dies and one that keeps taking tasks.
 """
 
 import os
@@ -40,63 +41,85 @@ def wait_completed(ledger, keys: list[str], timeout: float) -> None:
 
 @pytest.mark.parametrize("phase", ["before-effect", "after-effect"])
 def test_pool_child_killed_mid_task_runs_again_and_applies_its_effect_once(deployment, broker, ledger, report, phase):
-    worker = deployment.start_worker()
+    workers = deployment.start_workers("worker1", "worker2")
     holds = {"hold_before": HOLD} if phase == "before-effect" else {"hold_after": HOLD}
     broker.send(TASK, args=[f"child-{phase}"], kwargs=holds)
 
     run = first_run(ledger, f"child-{phase}", with_effect=phase == "after-effect")
-    assert run.pid != worker.pid, "the task ran in the pool child, not the worker's main process"
+    victim = deployment.worker_of(run.pid)
+    assert run.pid != victim.pid, "the task ran in the pool child, not the worker's main process"
     os.kill(run.pid, signal.SIGKILL)  # what the OOM killer does
     assert ledger.effect_count(f"child-{phase}") == (1 if phase == "after-effect" else 0)
 
     wait_completed(ledger, [f"child-{phase}"], timeout=60)
-    figures = report(ledger.figures(f"pool-child-sigkill, {phase.replace('-', ' ')}", [f"child-{phase}"]))
+    figures = report(
+        ledger.figures(
+            f"pool-child-sigkill, {phase.replace('-', ' ')}",
+            [f"child-{phase}"],
+            notes=f"2 workers; the child of {victim.node} killed",
+        )
+    )
     assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
     assert figures.executions == 2, "the killed run was not delivered again"
-    # The worker replaced its child and carried on: no restart, no visibility timeout to wait for.
-    assert worker.process.poll() is None
-    assert "WorkerLostError" in worker.output()
+    # Both workers carried on (the victim replaced its child): no restart, no visibility timeout to wait for.
+    assert all(worker.process.poll() is None for worker in workers)
+    assert "WorkerLostError" in victim.output()
 
 
 def test_whole_worker_killed_mid_task_is_redelivered_after_the_visibility_timeout(deployment, broker, ledger, report):
-    doomed = deployment.start_worker("doomed")
-    broker.send(TASK, args=["node-death"], kwargs={"hold_before": HOLD})
-    run = first_run(ledger, "node-death")
+    deployment.start_workers("worker1", "worker2")
+    keys = ["node-death", *(f"node-death-after-{number}" for number in range(20))]
+    broker.send(TASK, args=[keys[0]], kwargs={"hold_before": HOLD})
+    run = first_run(ledger, keys[0])
+    doomed = deployment.worker_of(run.pid)
+    # Sent while the doomed worker runs: the other worker keeps taking them, before and after the kill.
+    broker.send_many(TASK, [[key] for key in keys[1:]], kwargs={"hold_before": 0.2})
 
     doomed.kill_group()  # the node dies with its pool: nobody is left to requeue the message
     deployment.start_worker("replacement")
-    wait_completed(ledger, ["node-death"], timeout=REDELIVERY_TIMEOUT)
+    wait_completed(ledger, keys, timeout=REDELIVERY_TIMEOUT)
 
-    first, second = ledger.runs("node-death")
+    first, second = ledger.runs(keys[0])
     assert first.run_id == run.run_id
     waited = second.started_at - first.started_at
     figures = report(
-        ledger.figures("worker-sigkill", ["node-death"], notes=f"redelivered {waited:.1f} s after the first run")
+        ledger.figures(
+            "worker-sigkill",
+            keys,
+            notes=f"2 workers, {doomed.node} killed; redelivered {waited:.1f} s after the first run",
+        )
     )
-    assert (figures.lost, figures.duplicated, figures.completed, figures.executions) == (0, 0, 1, 2)
+    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, len(keys))
+    # Only the killed run ran twice (plus any run the kill cut short on the doomed worker).
+    cut, _ = ledger.cut_short()
+    assert figures.executions == len(keys) + cut
     # Redis held the unacked message back until the visibility timeout passed, then redelivered it.
     assert waited >= VISIBILITY_TIMEOUT - 1
 
 
 def test_sigterm_lets_the_running_task_finish_and_nothing_is_redelivered(deployment, broker, ledger, report):
-    worker = deployment.start_worker(concurrency=1)
-    keys = ["deploy-running", "deploy-queued-1", "deploy-queued-2", "deploy-queued-3"]
+    workers = deployment.start_workers("worker1", "worker2", concurrency=1)
+    keys = ["deploy-running", *(f"deploy-queued-{number}" for number in range(1, 7))]
     broker.send(TASK, args=[keys[0]], kwargs={"hold_before": HOLD})
-    broker.send_many(TASK, [[key] for key in keys[1:]])
-    first_run(ledger, keys[0])
+    run = first_run(ledger, keys[0])
+    stopping = deployment.worker_of(run.pid)
+    (staying,) = [worker for worker in workers if worker is not stopping]
+    broker.send_many(TASK, [[key] for key in keys[1:]], kwargs={"hold_before": 0.5})
 
     stopped_at = time.monotonic()
-    worker.signal(signal.SIGTERM)  # what `docker compose stop` sends
-    assert worker.wait(timeout=TIMEOUTS["CELERY_TASK_SOFT_TIME_LIMIT"] + 30) == 0, worker.output()
-    # Warm shutdown: the running task finished (within its soft limit), the queued ones were left for the next worker.
+    stopping.signal(signal.SIGTERM)  # what `docker compose stop` sends
+    assert stopping.wait(timeout=TIMEOUTS["CELERY_TASK_SOFT_TIME_LIMIT"] + 30) == 0, stopping.output()
+    # Warm shutdown: the running task finished (within its soft limit); the other worker took the queued ones.
     assert ledger.completed(keys[:1]) == 1
     assert time.monotonic() - stopped_at < TIMEOUTS["CELERY_TASK_SOFT_TIME_LIMIT"] + 30
-    assert broker.queued("default") == len(keys) - 1
 
-    deployment.start_worker("after-deploy")
     wait_completed(ledger, keys, timeout=60)
     # Long enough for Redis to redeliver anything left unacked.
     time.sleep(VISIBILITY_TIMEOUT + 2)
-    figures = report(ledger.figures("worker-sigterm", keys))
+    figures = report(
+        ledger.figures("worker-sigterm", keys, notes=f"2 workers, {stopping.node} stopped, {staying.node} stayed")
+    )
     assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, len(keys))
     assert figures.executions == len(keys), "a task that finished before the shutdown ran again"
+    assert staying.process.poll() is None
+    assert {other.pid for key in keys[1:] for other in ledger.runs(key)} - {run.pid}, "the staying worker ran none"

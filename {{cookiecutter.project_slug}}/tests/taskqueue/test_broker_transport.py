@@ -7,26 +7,44 @@ scenario caught that). A malformed message is logged and dropped; the worker kee
 of bad message: tests/reliability/test_bad_messages.py.
 """
 
+import contextlib
 import json
 import logging
+import time
 import uuid
+from queue import Empty
 
 import pytest
 import redis
 from django.core.cache import cache
-from kombu import Consumer, Queue
+from kombu import Connection, Consumer, Queue
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
-from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import MalformedMessageError, Transport, decode_envelope
+from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import (
+    CLAIM_SEPARATOR,
+    MalformedMessageError,
+    ProtectedChannel,
+    SentinelTransport,
+    Transport,
+    decode_envelope,
+)
 from tests.support.waiting import wait_until
-from tests.taskqueue.tasks import record_delivery
+from tests.taskqueue.tasks import build_delivery, fetch_delivery, record_delivery
 
 
 def test_the_broker_url_keeps_its_redis_scheme_and_uses_the_project_transport():
     with celery_app.connection_for_read() as connection:
         assert isinstance(connection.transport, Transport)
         assert connection.as_uri().startswith("redis://")
+
+
+def test_a_sentinel_url_uses_the_project_transport_with_the_same_protections():
+    # Not connected: kombu picks the transport by scheme. The failover itself: tests/reliability/test_sentinel.py.
+    with Connection("sentinel://127.0.0.1:26379/0", transport_options={"master_name": "broker"}) as connection:
+        assert isinstance(connection.transport, SentinelTransport)
+        assert issubclass(connection.transport.Channel, ProtectedChannel)
+        assert "master_name" in connection.transport.Channel.from_transport_options
 
 
 @pytest.mark.django_db(transaction=True)
@@ -151,15 +169,122 @@ def test_a_worker_consuming_one_queue_takes_its_messages_atomically():
 def test_taking_a_message_records_it_as_unacked_in_the_same_step():
     # A queue of its own: the session's in-process worker consumes the project's queues.
     queue = Queue("claim-test", routing_key="claim-test")
+    redis = broker_redis.client()
     with celery_app.connection_for_write() as connection:
         connection.Producer().publish({"claimed": True}, routing_key=queue.routing_key, declare=[queue])
-        raw, tag = connection.default_channel.claim(queue.name)
+        channel = connection.default_channel
+        # What the wait (BLMOVE) does: the message moves onto this consumer's claim list only.
+        redis.lmove(queue.name, channel.claim_list(queue.name), "RIGHT", "LEFT")
+        raw, tag = channel.claim(queue.name)
     # A worker SIGKILLed right here loses nothing: the message is where Redis redelivers it from.
     assert tag == json.loads(raw)["properties"]["delivery_tag"]
-    redis = broker_redis.client()
     assert redis.llen(queue.name) == 0
+    assert redis.llen(channel.claim_list(queue.name)) == 0
     assert redis.hexists("unacked", tag)
     assert redis.zscore("unacked_index", tag) is not None
+
+
+def calls(redis_client, command: str) -> int:
+    """How many times Redis ran ``command`` since it started (a script's own commands included)."""
+    return redis_client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0)
+
+
+def test_eight_consumers_waiting_on_a_queue_wake_one_claim_per_message():
+    """No thundering herd: each message is moved to one waiting consumer's claim list, and claimed once."""
+    queue = Queue("herd-test", routing_key="herd-test")
+    redis = broker_redis.client()
+    delivered = []
+    with contextlib.ExitStack() as stack:
+        channels = []
+        for _ in range(8):
+            connection = stack.enter_context(celery_app.connection_for_read())
+            channel = connection.channel()
+            stack.callback(channel.close)
+            Consumer(channel, queues=[queue], callbacks=[lambda body, message: delivered.append(message)]).consume()
+            assert channel.claims_atomically(), channel.atomic_claim_off_because()
+            channels.append(channel)
+        for message_number in range(3):
+            for channel in channels:
+                # What kombu's poller does before it sends a wait: give the client its connection.
+                client = channel.client
+                client.connection = client.connection or client.connection_pool.get_connection()
+                channel._brpop_start(timeout=1)
+            time.sleep(0.2)  # every consumer is waiting
+            claims_before = calls(redis, "rpop")
+            with celery_app.connection_for_write() as producer:
+                producer.Producer().publish({"number": message_number}, routing_key=queue.routing_key, declare=[queue])
+            woken = 0
+            for channel in channels:
+                with contextlib.suppress(Empty):
+                    woken += channel._brpop_read()
+            assert woken == 1
+            # The claim script's RPOP ran once: the other seven consumers were never woken.
+            assert calls(redis, "rpop") - claims_before == 1
+        assert [message.payload["number"] for message in delivered] == [0, 1, 2]
+        for message in delivered:
+            message.ack()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_consumers_claim_list_goes_back_to_its_queue_and_the_task_runs_once(celery_workers):
+    """A worker SIGKILLed between its wait and its claim left a message on its claim list."""
+    redis = broker_redis.client()
+    marker = uuid.uuid4().hex
+    # Sent to a queue nobody consumes, then put where a dead default-queue consumer's wait left it.
+    record_delivery.apply_async((marker, {}), queue=Queue("claim-orphans", routing_key="claim-orphans"))
+    with celery_app.connection_for_read() as connection:
+        channel = connection.default_channel
+        dead_claim_list = f"default{CLAIM_SEPARATOR}dead-consumer"
+        assert redis.lmove("claim-orphans", dead_claim_list, "RIGHT", "LEFT")
+        redis.zadd(channel.claims_key, {dead_claim_list: time.time() - channel.claim_stale_after - 1})
+        live_claim_list = f"default{CLAIM_SEPARATOR}live-consumer"
+        redis.zadd(channel.claims_key, {live_claim_list: time.time()})
+        # kombu's periodic restore, which every worker runs: it gives the dead consumer's message back.
+        channel.qos.restore_visible()
+    assert redis.zscore(channel.claims_key, dead_claim_list) is None
+    assert redis.zscore(channel.claims_key, live_claim_list) is not None  # a live consumer is left alone
+    redis.zrem(channel.claims_key, live_claim_list)
+    delivery = wait_until(lambda: cache.get(f"delivery:{marker}"), timeout=30, what="the given-back task")
+    assert delivery["queue"] == "claim-orphans"
+    assert redis.llen(dead_claim_list) == 0
+    # Once: nothing of it is left to deliver again.
+    wait_until(lambda: not redis.hlen("unacked"), timeout=10, what="its ack")
+    assert redis.llen("default") == 0
+
+
+def test_a_channel_closing_gives_its_claim_list_back_to_the_queue():
+    queue = Queue("give-back-test", routing_key="give-back-test")
+    redis = broker_redis.client()
+    with celery_app.connection_for_write() as connection:
+        connection.Producer().publish({"given": "back"}, routing_key=queue.routing_key, declare=[queue])
+        channel = connection.channel()
+        Consumer(channel, queues=[queue], no_ack=False).consume()
+        channel._heartbeat(channel.claim_list(queue.name))
+        redis.lmove(queue.name, channel.claim_list(queue.name), "RIGHT", "LEFT")
+        channel.close()
+    assert redis.llen(channel.claim_list(queue.name)) == 0
+    assert redis.llen(queue.name) == 1
+    assert redis.zscore(channel.claims_key, channel.claim_list(queue.name)) is None
+    redis.delete(queue.name)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_sent_to_each_queue_is_taken_by_its_suite_worker_through_the_claim_script(celery_workers):
+    redis = broker_redis.client()
+    claims_before = calls(redis, "rpop")
+    markers = {queue: uuid.uuid4().hex for queue in celery_workers}
+    senders = {"default": record_delivery, "io": fetch_delivery, "cpu": build_delivery}
+    for queue, marker in markers.items():
+        arguments = (marker, {}) if queue == "default" else (marker,)
+        senders[queue].apply_async(arguments)
+    for queue, marker in markers.items():
+        delivery = wait_until(lambda marker=marker: cache.get(f"delivery:{marker}"), timeout=30, what=queue)
+        assert delivery["queue"] == queue
+        channel = celery_workers[queue].consumer.task_consumer.channel
+        assert channel.claims_atomically(), channel.atomic_claim_off_because()
+        assert channel._claim_lists == {channel.claim_list(queue)}  # it waited into its claim list
+    # One claim script (its RPOP of the worker's claim list) per task: none went through kombu's BRPOP.
+    assert calls(redis, "rpop") - claims_before == len(markers)
 
 
 def test_an_ack_through_a_closed_connection_fails_as_a_lost_connection_and_keeps_the_message(caplog):

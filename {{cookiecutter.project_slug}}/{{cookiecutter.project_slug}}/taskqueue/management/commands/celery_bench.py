@@ -13,6 +13,7 @@ from config.celery_app import app as celery_app
 
 try:
     from tools.bench.errors import BenchmarkError
+    from tools.bench.herd import CONSUMERS, QUICK_CONSUMERS, herd_table, run_herd
     from tools.bench.machine import describe_machine
     from tools.bench.report import markdown_table, ratios
     from tools.bench.reporting import redis_client
@@ -45,6 +46,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Only workload (a), no-op throughput, with the task metrics on and off (TASK_METRICS): both figures "
             "and their ratio.",
+        )
+        parser.add_argument(
+            "--herd",
+            action="store_true",
+            help="Only several workers on one queue (1, 4 and 8, prefork -c 1): Redis commands per task and "
+            "throughput with the project's broker transport and with kombu's own.",
         )
         parser.add_argument("--quick", action="store_true", help="A few tasks per workload: checks, not figures.")
         parser.add_argument("--json", action="store_true", help="Print the figures as JSON instead of a table.")
@@ -87,6 +94,18 @@ class Command(BaseCommand):
             client = redis_client(redis_url)
             claim(client, flush=options["yes"])
             result = {"machine": describe_machine(client)}
+            if options["herd"]:
+                result["herd"] = run_herd(
+                    celery_app,
+                    redis_url,
+                    settings.SETTINGS_MODULE,
+                    self.show_progress,
+                    consumers=QUICK_CONSUMERS if options["quick"] else CONSUMERS,
+                    tasks_per_run=100 if options["quick"] else 1000,
+                    rounds=rounds,
+                )
+                self.stdout.write(json.dumps(result, indent=2) if options["json"] else herd_table(result["herd"]))
+                return
             if options["compare_metrics"]:
                 result["metrics"] = run_metrics_comparison(
                     celery_app,
