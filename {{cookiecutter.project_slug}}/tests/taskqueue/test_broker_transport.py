@@ -18,6 +18,7 @@ import pytest
 import redis
 from django.core.cache import cache
 from kombu import Connection, Consumer, Queue
+from redis.sentinel import SentinelConnectionPool
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
@@ -29,6 +30,7 @@ from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import (
     Transport,
     decode_envelope,
 )
+from tests.reliability.sentinel import MASTER_NAME, SentinelTopology
 from tests.support.waiting import wait_until
 from tests.taskqueue.tasks import build_delivery, fetch_delivery, record_delivery
 
@@ -45,6 +47,21 @@ def test_a_sentinel_url_uses_the_project_transport_with_the_same_protections():
         assert isinstance(connection.transport, SentinelTransport)
         assert issubclass(connection.transport.Channel, ProtectedChannel)
         assert "master_name" in connection.transport.Channel.from_transport_options
+
+
+def test_metrics_and_queue_depths_follow_a_sentinel_broker_url_to_its_primary():
+    # What reads the broker besides kombu (metrics, queue depths, /healthz/) must find the primary too, through a
+    # pool the sentinels manage (it looks the primary up again after a failover: tests/reliability/test_sentinel.py).
+    topology = SentinelTopology().start()
+    try:
+        client = broker_redis._client(topology.broker_url, (), 1.0, 1.5, MASTER_NAME)
+        assert isinstance(client.connection_pool, SentinelConnectionPool)
+        client.set("sentinel-probe", "written")
+        assert topology.client(topology.primary()).get("sentinel-probe") == b"written"
+        with pytest.raises(ValueError, match="master_name"):
+            broker_redis._client(topology.broker_url, (), 1.0, 1.5, None)
+    finally:
+        topology.stop()
 
 
 @pytest.mark.django_db(transaction=True)
