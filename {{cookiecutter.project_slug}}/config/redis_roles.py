@@ -15,7 +15,8 @@ DATABASE_OFFSETS = {"broker": 0, "results": 1, "cache": 2}
 
 
 def database_number(url: str) -> int:
-    path = urlsplit(url).path.strip("/")
+    # A sentinel:// broker URL may list several sentinels, joined by ";": the first one's database is theirs.
+    path = urlsplit(url.split(";")[0]).path.strip("/")
     if not path:
         return 0
     if not path.isdigit():
@@ -41,6 +42,33 @@ def require_apart(cache_url: str, broker_url: str) -> None:
         )
 
 
+# What redis-py (the cache, the Redis result backend) connects to; the broker also takes sentinel://.
+PLAIN_SCHEMES = ("redis", "rediss", "unix")
+
+
+def require_plain(name: str, url: str) -> None:
+    """Only the broker follows Redis Sentinel (kombu's transport): refuse a sentinel:// URL for another role."""
+    scheme = urlsplit(url).scheme
+    if scheme not in PLAIN_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} is {_safe(url)}: the cache and the result backend need a redis://, rediss:// or unix:// URL. "
+            "For a broker behind Redis Sentinel, set CELERY_BROKER_URL=sentinel://... with REDIS_SENTINEL_MASTER, "
+            "and point REDIS_URL (or REDIS_CACHE_URL and CELERY_RESULT_BACKEND_URL) at a plain Redis."
+        )
+
+
+def sentinel_options(broker_url: str, master_name: str) -> dict:
+    """The transport options a sentinel:// broker URL needs (the name the sentinels know the primary by)."""
+    if urlsplit(broker_url).scheme != "sentinel":
+        return {}
+    if not master_name:
+        raise ImproperlyConfigured(
+            f"CELERY_BROKER_URL is {_safe(broker_url)}: set REDIS_SENTINEL_MASTER to the name the sentinels "
+            "monitor the primary under (`sentinel monitor <name> ...` in their configuration)."
+        )
+    return {"master_name": master_name}
+
+
 def tls_options(url: str, ca_certs: str) -> dict | None:
     """For a ``rediss://`` URL: verify the server's certificate, against ``ca_certs`` if given (else the system's)."""
     if urlsplit(url).scheme != "rediss":
@@ -52,12 +80,14 @@ def tls_options(url: str, ca_certs: str) -> dict | None:
 
 
 def _address(url: str) -> tuple:
-    parts = urlsplit(url)
+    parts = urlsplit(url.split(";")[0])
     return (parts.hostname, parts.port or 6379, database_number(url))
 
 
 def _safe(url: str) -> str:
-    """The URL without its password, for error messages."""
+    """The URL without its password, for error messages (each of a sentinel:// URL's parts)."""
+    if ";" in url:
+        return ";".join(_safe(part) for part in url.split(";"))
     parts: SplitResult = urlsplit(url)
     netloc = parts.hostname or ""
     if parts.port:

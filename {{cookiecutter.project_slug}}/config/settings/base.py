@@ -167,6 +167,7 @@ LOGGING = {
 REDIS_URL = env("REDIS_URL", default="redis://localhost:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 REDIS_CACHE_URL = env("REDIS_CACHE_URL", default=redis_roles.role_url(REDIS_URL, "cache"))
+redis_roles.require_plain("REDIS_CACHE_URL", REDIS_CACHE_URL)
 redis_roles.require_apart(REDIS_CACHE_URL, CELERY_BROKER_URL)
 # A rediss:// URL verifies the server's certificate: against this CA bundle (a file path), else the system's.
 REDIS_CA_CERTS = env("REDIS_CA_CERTS", default="")
@@ -239,6 +240,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # (with the pool and retry bounds below: at most about 3 s, measured by tests/taskqueue/test_enqueue_timeouts.py).
     "socket_connect_timeout": 1,
     "socket_timeout": 1.5,
+    # CELERY_BROKER_URL=sentinel://host:26379/0[;sentinel://...]: kombu asks the sentinels for the primary named
+    # REDIS_SENTINEL_MASTER, and finds the new one after a failover (docs/reliability.md); refused without it.
+    **redis_roles.sentinel_options(CELERY_BROKER_URL, env("REDIS_SENTINEL_MASTER", default="")),
 }
 # A sender waits at most this long for a free broker connection from the pool (default: forever).
 CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 2
@@ -268,6 +272,7 @@ CELERY_RESULT_EXTENDED = True
 {%- elif cookiecutter.result_backend == "redis" %}
 # Results in a database of their own (REDIS_URL's next one), with the broker's TLS rules for rediss://.
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND_URL", default=redis_roles.role_url(REDIS_URL, "results"))
+redis_roles.require_plain("CELERY_RESULT_BACKEND_URL", CELERY_RESULT_BACKEND)
 CELERY_REDIS_BACKEND_USE_SSL = redis_roles.tls_options(CELERY_RESULT_BACKEND, REDIS_CA_CERTS)
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {

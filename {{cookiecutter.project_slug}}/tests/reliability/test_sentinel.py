@@ -1,8 +1,8 @@
 """The broker behind Redis Sentinel: the primary fails over with tasks queued and in flight.
 
 A primary, its replica and a redis-sentinel (tests/reliability/sentinel.py); two workers reach the
-broker through the sentinel (`sentinel://` URL, tests/reliability/sentinel_settings.py) and run the
-project's transport over kombu's Sentinel channel. Replication is asynchronous: what the primary
+broker through the sentinel (`CELERY_BROKER_URL=sentinel://...` and `REDIS_SENTINEL_MASTER`, as the
+README says) and run the project's transport over kombu's Sentinel channel. Replication is asynchronous: what the primary
 accepted in its last moments and had not sent to the replica yet is not on the new primary. So
 this scenario reports what was lost instead of promising nothing is; docs/reliability.md quotes it.
 """
@@ -42,13 +42,9 @@ def send(topology, keys: list[str], **kwargs) -> None:
 
 @pytest.mark.parametrize("how", ["failover", "kill"], ids=["sentinel-failover", "primary-sigkilled"])
 def test_the_primary_fails_over_with_tasks_queued_and_in_flight(deployment, topology, ledger, report, how):
-    env = deployment.env(
-        DJANGO_SETTINGS_MODULE="tests.reliability.sentinel_settings",
-        SENTINEL_BROKER_URL=topology.broker_url,
-        SENTINEL_MASTER_NAME=MASTER_NAME,
-        # The cache and the metrics stay on the scenario's plain Redis: only the broker fails over.
-        REDIS_URL=deployment.redis_url,
-    )
+    # Configured as a user would (README, "Use a managed Redis"): the broker through the sentinel, the cache and
+    # the results on the scenario's plain Redis (REDIS_URL).
+    env = deployment.env(CELERY_BROKER_URL=topology.broker_url, REDIS_SENTINEL_MASTER=MASTER_NAME)
     nodes = ("sentinel-a", "sentinel-b")
     workers = [deployment.start("worker", node, env, extra_args=f"-n {node}@%h") for node in nodes]
     for worker in workers:

@@ -70,6 +70,28 @@ def test_a_cache_on_the_broker_database_is_refused_at_start_by_name():
     assert ":pw@" not in done.stderr  # the password stays out of the message
 
 
+def test_a_sentinel_broker_takes_its_primary_name_from_the_environment():
+    done = settings_with(
+        REDIS_URL="redis://redis.internal:6379/0",
+        CELERY_BROKER_URL="sentinel://:pw@s1.internal:26379/0;sentinel://:pw@s2.internal:26379/0",
+        REDIS_SENTINEL_MASTER="broker",
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["broker"].startswith("sentinel://")
+    assert redis_roles.sentinel_options("sentinel://s1:26379/0", "broker") == {"master_name": "broker"}
+    assert redis_roles.sentinel_options("redis://h:6379/0", "broker") == {}
+
+
+def test_a_sentinel_url_without_its_primary_name_or_for_the_cache_is_refused_at_start_by_name():
+    done = settings_with(REDIS_URL="redis://redis.internal:6379/0", CELERY_BROKER_URL="sentinel://:pw@s1:26379/0")
+    assert done.returncode != 0
+    assert "set REDIS_SENTINEL_MASTER" in done.stderr
+    assert ":pw@" not in done.stderr
+    done = settings_with(REDIS_URL="sentinel://s1:26379/0", REDIS_SENTINEL_MASTER="broker")
+    assert done.returncode != 0
+    assert "REDIS_CACHE_URL is sentinel://s1:26379/2: the cache and the result backend need a redis://" in done.stderr
+
+
 def test_role_urls_keep_credentials_and_query_and_reject_a_database_that_is_not_a_number():
     assert redis_roles.role_url("rediss://u:p@h:6380?timeout=2", "results") == "rediss://u:p@h:6380/1?timeout=2"
     with pytest.raises(ImproperlyConfigured, match="not a number"):
