@@ -2,9 +2,10 @@
 
 A primary, its replica and a redis-sentinel (tests/reliability/sentinel.py); two workers reach the
 broker through the sentinel (`CELERY_BROKER_URL=sentinel://...` and `REDIS_SENTINEL_MASTER`, as the
-README says) and run the project's transport over kombu's Sentinel channel. Replication is asynchronous: what the primary
-accepted in its last moments and had not sent to the replica yet is not on the new primary. So
-this scenario reports what was lost instead of promising nothing is; docs/reliability.md quotes it.
+README says) and run the project's transport over kombu's Sentinel channel. Replication is
+asynchronous: what the primary accepted in its last moments and had not sent to the replica yet is
+not on the new primary. So this scenario reports what was lost instead of promising nothing is;
+docs/reliability.md quotes it.
 """
 
 import time
