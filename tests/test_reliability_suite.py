@@ -11,7 +11,7 @@ import re
 import yaml
 from bakery import run_in
 
-SCENARIOS = 12
+SCENARIOS = 14
 # Replication to a Sentinel replica is asynchronous: a failover may lose what the primary had not passed on
 # yet. Those scenarios report their losses (docs/reliability.md) instead of promising none.
 MAY_LOSE = ("sentinel, ",)

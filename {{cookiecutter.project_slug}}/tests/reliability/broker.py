@@ -1,5 +1,7 @@
 """The scenario's own Redis broker: restartable, and sent to without touching the session's Redis."""
 
+import ssl
+
 import redis
 
 from config.celery_app import app as celery_app
@@ -7,11 +9,22 @@ from tools.redis_server import RedisServer
 
 
 class Broker:
-    """A redis-server with AOF and noeviction (as the compose files run it), and a producer for it."""
+    """A redis-server with AOF and noeviction (as the compose files run it), and a producer for it.
 
-    def __init__(self):
-        self.server = RedisServer().start()
-        self.client = redis.Redis.from_url(self.server.url)
+    ``server``: one of another shape (an ACL user, TLS), not started yet; a password-less plain one by default.
+    """
+
+    def __init__(self, server: RedisServer | None = None):
+        self.server = (server or RedisServer()).start()
+        self.client = redis.Redis.from_url(self.server.url, **self.server.client_options())
+        # kombu's ssl options for a rediss:// server: the certificate verified against the test CA.
+        tls = self.server.tls
+        self.ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(tls.ca_file)} if tls else None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a worker of this broker needs besides REDIS_URL (the CA bundle of a TLS one)."""
+        return {"REDIS_CA_CERTS": str(self.server.tls.ca_file)} if self.server.tls else {}
 
     @property
     def url(self) -> str:
@@ -23,7 +36,7 @@ class Broker:
 
     def send_many(self, name: str, arguments: list[tuple | list], *, kwargs: dict | None = None, **options):
         """Send one task per item of ``arguments`` over one connection; return their ids."""
-        with celery_app.connection_for_write(self.url) as connection:
+        with celery_app.connection_for_write(self.url, ssl=self.ssl) as connection:
             return [
                 celery_app.send_task(name, args=args, kwargs=kwargs, connection=connection, **options).id
                 for args in arguments

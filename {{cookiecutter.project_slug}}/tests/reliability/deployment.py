@@ -29,8 +29,9 @@ class Node(ProcfileProcess):
 class Deployment:
     """Start Procfile processes with the scenario's environment; kill whatever is left at the end."""
 
-    def __init__(self, redis_url: str, database_url: str, directory: Path):
+    def __init__(self, redis_url: str, database_url: str, directory: Path, extra_env: dict[str, str] | None = None):
         self.redis_url = redis_url
+        self.extra_env = extra_env or {}
         self.database_url = database_url
         self.directory = directory
         self.processes: list[Node] = []
@@ -43,6 +44,7 @@ class Deployment:
             # The worker's --include option: the test tasks load without changing the Procfile command.
             "CELERY_WORKER_INCLUDE": TASKS_MODULE,
             **{name: str(value) for name, value in TIMEOUTS.items()},
+            **self.extra_env,
             **extra,
         }
 
