@@ -18,6 +18,7 @@ SCENARIOS = 14
 class ReliabilityFigure(UserWarning):
     """One scenario's figure line, shown in pytest's warnings summary (under xdist too)."""
 
+
 # Replication to a Sentinel replica is asynchronous: a failover may lose what the primary had not passed on
 # yet. Those scenarios report their losses (docs/reliability.md) instead of promising none.
 MAY_LOSE = ("sentinel, ",)
