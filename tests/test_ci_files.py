@@ -18,7 +18,7 @@ def readme_commands(readme: Path) -> list[str]:
 
 
 def test_ci_entry_point_runs_the_readme_test_command():
-    test_command = "uv run --group test pytest -n 2"
+    test_command = "uv run --group test pytest -n 4"
     assert test_command in readme_commands(TEMPLATE_DIR / "README.md")
     ci_lines = [line.strip() for line in (TEMPLATE_DIR / ".ci/run").read_text().splitlines()]
     assert test_command in ci_lines

@@ -1,10 +1,13 @@
 """cache.clear() never deletes a queued task: the cache has a database of its own, and clears only its own keys."""
 
+import pytest
 from django.core.cache import cache
 
 from config import redis_roles
 from tests.reliability.ledger import Figures
 from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.reliability
 
 TASKS = 100
 

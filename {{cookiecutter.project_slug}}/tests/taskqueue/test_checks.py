@@ -196,7 +196,12 @@ def test_an_io_tasks_io_timeout_and_the_longest_countdown_must_fit_in_the_visibi
 ):
     # Its io_timeout, not the hard limit (which no thread obeys), is what bounds its run.
     settings.TASK_MAX_COUNTDOWN = 100
-    celery_conf(task_time_limit=60, broker_transport_options={"visibility_timeout": 1200})
+    celery_conf(
+        task_time_limit=60,
+        broker_transport_options={"visibility_timeout": 1200},
+        # Kept equal to the broker's, so that only the sum is wrong (celery.E003 compares the two).
+        result_backend_transport_options={"visibility_timeout": 1200},
+    )
     monkeypatch.setattr(fetch_delivery, "io_timeout", 1150)
     messages = checks.check_visibility_timeout()
     assert _ids(messages) == ["celery.E001"]

@@ -388,7 +388,7 @@ class ProtectedChannel:
         moved = self._run_give_back([])
         if moved:
             logger.warning(
-                "Gave %d message(s) back to their queue from the claim list of a consumer that stopped "
+                "Gave %s message(s) back to their queue from the claim list of a consumer that stopped "
                 "sending heartbeats (it died while taking them).",
                 moved,
             )
@@ -397,12 +397,15 @@ class ProtectedChannel:
     def close(self):
         if self._in_poll and not self.closed:
             # kombu's close reads a pending reply first; so does this, before giving the claim lists back.
+            self._closing = True
             try:
                 self._brpop_read()
             except Empty:
                 pass
             except self.connection_errors:
                 pass
+            # Read already: kombu's close must not wait for the same reply a second time.
+            self._in_poll = None
         if self._claim_lists and not self.closed:
             try:
                 self._run_give_back(sorted(self._claim_lists))
