@@ -66,6 +66,14 @@ def redis_cli(url: str, *command: str) -> str:
     return result.stdout.strip()
 
 
+def celery_bench(project, venv, redis_url: str, *options: str, timeout: float = 300, check: bool = True):
+    """`manage.py celery_bench` in the bake, on the test's redis-server."""
+    return run_in(
+        project, "python", "manage.py", "celery_bench", *options,
+        venv=venv, env={"REDIS_URL": redis_url}, timeout=timeout, check=check,
+    )  # fmt: skip
+
+
 def assert_numbers(figures: dict, path: str) -> None:
     for key, value in figures.items():
         if isinstance(value, dict):
@@ -79,13 +87,7 @@ def test_quick_benchmark_reports_every_workload_with_and_without_celery_defaults
     project = bake()
     redis_cli(redis_server, "SET", "users:data", "kept")
 
-    result = run_in(
-        project,
-        "python", "manage.py", "celery_bench", "--quick", "--compare-defaults", "--json",
-        venv=template_venv,
-        env={"REDIS_URL": redis_server},
-        timeout=300,
-    )  # fmt: skip
+    result = celery_bench(project, template_venv, redis_server, "--quick", "--compare-defaults", "--json")
 
     report = json.loads(result.stdout)
     for run in ("project", "defaults"):
@@ -107,13 +109,7 @@ def test_quick_benchmark_reports_every_workload_with_and_without_celery_defaults
 
 def test_quick_metrics_comparison_reports_throughput_with_metrics_on_and_off(bake, template_venv, redis_server):
     project = bake()
-    result = run_in(
-        project,
-        "python", "manage.py", "celery_bench", "--quick", "--compare-metrics", "--json",
-        venv=template_venv,
-        env={"REDIS_URL": redis_server},
-        timeout=300,
-    )  # fmt: skip
+    result = celery_bench(project, template_venv, redis_server, "--quick", "--compare-metrics", "--json")
     figures = json.loads(result.stdout)["metrics"]
     throughput = figures["tasks_per_second"]
     assert set(throughput) == {"metrics_on", "metrics_off"}
@@ -127,14 +123,7 @@ def test_benchmark_refuses_a_database_holding_keys_without_yes(bake, template_ve
     project = bake()
     redis_cli(redis_server, "-n", "15", "SET", "someone:else", "precious")
 
-    result = run_in(
-        project,
-        "python", "manage.py", "celery_bench", "--quick",
-        venv=template_venv,
-        env={"REDIS_URL": redis_server},
-        timeout=120,
-        check=False,
-    )  # fmt: skip
+    result = celery_bench(project, template_venv, redis_server, "--quick", timeout=120, check=False)
 
     assert result.returncode != 0
     assert "--yes" in result.stderr
@@ -143,13 +132,7 @@ def test_benchmark_refuses_a_database_holding_keys_without_yes(bake, template_ve
 
 def test_quick_herd_run_compares_the_project_transport_with_kombus_on_two_workers(bake, template_venv, redis_server):
     project = bake()
-    result = run_in(
-        project,
-        "python", "manage.py", "celery_bench", "--herd", "--quick", "--json",
-        venv=template_venv,
-        env={"REDIS_URL": redis_server},
-        timeout=300,
-    )  # fmt: skip
+    result = celery_bench(project, template_venv, redis_server, "--herd", "--quick", "--json")
     herd = json.loads(result.stdout)["herd"]
     assert set(herd["figures"]) == {"project", "stock"}
     for transport, runs in herd["figures"].items():
