@@ -74,6 +74,8 @@ def test_outcomes_retries_and_dead_letters_are_counted(client, celery_workers):
             (s := scrape(client))
             and value(s, "celery_task_succeeded_total", task="tests.metrics_retry_once") == 1
             and value(s, "celery_task_dead_lettered_total", task="tests.metrics_always_fail") == 1
+            # Celery runs on_failure (the dead letter) before it sends task_failure (this counter).
+            and value(s, "celery_task_failed_total", task="tests.metrics_always_fail") == 1
             and value(s, "celery_task_succeeded_total", task="tests.record_delivery") == 1
             and s
         ),
@@ -82,7 +84,6 @@ def test_outcomes_retries_and_dead_letters_are_counted(client, celery_workers):
     assert value(samples, "celery_task_retried_total", task="tests.metrics_retry_once") == 1
     # The retry is a new message.
     assert value(samples, "celery_task_received_total", task="tests.metrics_retry_once") == 2
-    assert value(samples, "celery_task_failed_total", task="tests.metrics_always_fail") == 1
     assert value(samples, "celery_task_failed_total", task="tests.record_delivery") == 0
     assert value(samples, "celery_dead_letters_waiting") == 1
     FailedTask.objects.update(replayed_at="2026-01-01T00:00Z")
