@@ -19,8 +19,9 @@ COMMAND = textwrap.dedent(
     """
     import os, signal, sys, time
     log = open("events.log", "a", buffering=1)
-    log.write(f"start {os.getpid()}\\n")
+    # The handler goes in before the start line: the test signals as soon as it reads that line.
     signal.signal(signal.SIGTERM, lambda *_: (log.write(f"sigterm {os.getpid()}\\n"), sys.exit(0)))
+    log.write(f"start {os.getpid()}\\n")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         time.sleep(0.05)
