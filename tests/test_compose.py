@@ -19,7 +19,7 @@ import pytest
 import yaml
 from bakery import read_env_file, run_in
 from docker.utils.build import exclude_paths
-from test_generated_project import COMBINATIONS
+from test_generated_project import COMBINATIONS, NO_FLOWER
 
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.production.yml")
 # Everything the compose files run from the image is under /app, the Dockerfile's WORKDIR.
@@ -194,7 +194,7 @@ def test_exactly_one_beat_and_no_worker_runs_beat_inside_it(default_project, com
 
 
 def test_without_flower_no_flower_service_script_or_health_check_is_generated(bake_once):
-    project = bake_once("use_flower-n", **COMBINATIONS["use_flower-n"])
+    project = bake_once(NO_FLOWER, **COMBINATIONS[NO_FLOWER])
     for compose_file in COMPOSE_FILES:
         assert "flower" not in compose_config(project, compose_file)["services"]
         assert "flower" not in (project / compose_file).read_text().lower()

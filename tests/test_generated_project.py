@@ -7,19 +7,21 @@ import re
 from pathlib import Path
 
 import pytest
-from bakery import read_env_file, run_in
+from bakery import SUITE_TIMEOUT, read_env_file, run_in
 
-# The defaults, each non-default value of each choice on its own, and everything switched off.
+# The defaults, everything switched off, and three bakes that between them give every other answer of every
+# prompt: each bake costs a full run of the generated suite (minutes), so the answers that change no task code
+# (Sentry, Kubernetes, the CI tool) share bakes with those that do (examples, result backend, Flower).
 COMBINATIONS = {
     "defaults": {},
-    "include_examples-n": {"include_examples": "n"},
-    "result_backend-redis": {"result_backend": "redis"},
-    "result_backend-none": {"result_backend": "none"},
-    "use_flower-n": {"use_flower": "n"},
-    "use_sentry-y": {"use_sentry": "y"},
-    "use_kubernetes-y": {"use_kubernetes": "y"},
-    "ci_tool-gitlab": {"ci_tool": "gitlab"},
-    "ci_tool-none": {"ci_tool": "none"},
+    "redis-results+sentry+kubernetes+gitlab": {
+        "result_backend": "redis",
+        "use_sentry": "y",
+        "use_kubernetes": "y",
+        "ci_tool": "gitlab",
+    },
+    "no-results+no-flower+no-ci": {"result_backend": "none", "use_flower": "n", "ci_tool": "none"},
+    "no-examples+sentry+kubernetes": {"include_examples": "n", "use_sentry": "y", "use_kubernetes": "y"},
     "all-off": {
         "include_examples": "n",
         "result_backend": "none",
@@ -28,6 +30,9 @@ COMBINATIONS = {
         "ci_tool": "none",
     },
 }
+# The bake the Kubernetes and no-Flower tests read.
+KUBERNETES = "redis-results+sentry+kubernetes+gitlab"
+NO_FLOWER = "no-results+no-flower+no-ci"
 UNRENDERED = re.compile(r"{{\s*cookiecutter|{%-?\s*(if|for|endif|raw)\b|cookiecutter\.")
 # Django's own templates use {% if %} and {% for %}: in them only a cookiecutter variable is left over.
 UNRENDERED_IN_DJANGO_TEMPLATE = re.compile(r"{{\s*cookiecutter|cookiecutter\.")
@@ -80,7 +85,10 @@ def test_migrations_are_complete(project, template_venv):
     run_in(project, "python", "manage.py", "makemigrations", "--check", "--dry-run", venv=template_venv)
 
 
+@pytest.mark.long
 def test_generated_test_suite_passes(project, template_venv):
-    result = run_in(project, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", venv=template_venv)
+    result = run_in(
+        project, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", venv=template_venv, timeout=SUITE_TIMEOUT
+    )  # fmt: skip
     assert re.search(r"\d+ passed", result.stdout)
     assert "skipped" not in result.stdout.splitlines()[-1]

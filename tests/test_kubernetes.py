@@ -25,6 +25,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from bakery import run_cookiecutter
+from test_generated_project import COMBINATIONS, KUBERNETES
 
 KUBERNETES_VERSION = "1.33.0"
 OVERLAY = "deploy/kubernetes/overlays/production"
@@ -119,7 +120,7 @@ KEDA_SCHEMAS = {
 
 @pytest.fixture(scope="module")
 def project(bake_once) -> Path:
-    return bake_once("use_kubernetes-y", use_kubernetes="y")
+    return bake_once(KUBERNETES, **COMBINATIONS[KUBERNETES])
 
 
 @pytest.fixture(scope="module")
