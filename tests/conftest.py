@@ -23,12 +23,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.template = str(TEMPLATE_DIR)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The few tests that take minutes go first (the container group is first anyway: xdist sends its largest
-    group first). Started last, one of them ran on alone for ten minutes after every other test had finished."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
-
-
 def baked_path(result) -> Path:
     if result.exit_code != 0:
         pytest.fail(f"bake failed: {result.exception!r}", pytrace=False)

@@ -85,7 +85,6 @@ def test_migrations_are_complete(project, template_venv):
     run_in(project, "python", "manage.py", "makemigrations", "--check", "--dry-run", venv=template_venv)
 
 
-@pytest.mark.long
 def test_generated_test_suite_passes(project, template_venv):
     result = run_in(
         project, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", venv=template_venv, timeout=SUITE_TIMEOUT

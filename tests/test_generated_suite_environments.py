@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from bakery import SUITE_TIMEOUT, run_in, uv
 
 
-@pytest.mark.long
 def test_default_project_suite_passes_on_postgresql_from_its_declared_dependencies(bake, postgres_url):
     """What the generated CI does: `uv sync` (nothing installed by hand), then the suite against PostgreSQL.
 

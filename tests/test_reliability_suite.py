@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import warnings
 
-import pytest
 import yaml
 from bakery import run_in
 
@@ -32,7 +31,6 @@ FIGURE = re.compile(
 )
 
 
-@pytest.mark.long
 def test_generated_reliability_suite_passes_on_postgresql_with_no_task_lost_or_duplicated(
     bake_once, template_venv, postgres_url
 ):
