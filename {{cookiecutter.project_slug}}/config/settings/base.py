@@ -236,6 +236,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # One Redis list per queue (no priority lists), so a worker can take a message and record it as
     # unacked in one atomic step and a SIGKILL between the two cannot lose it (taskqueue/patches/kombu.py).
     "priority_steps": [0],
+    # kombu's restore sweep (which gives the unacked messages of dead workers back) runs under a Redis lock that
+    # expires after 300 s by default: a worker SIGKILLed inside a sweep stopped every redelivery for 5 minutes
+    # (the reliability suite's chaos run, under load). A sweep moves at most 10 messages, in milliseconds; two
+    # that overlap after the expiry are still safe (each message moves in a WATCH transaction).
+    "unacked_mutex_expire": 10,
     # A send to a Redis that is down or does not answer fails within seconds instead of hanging the request
     # (with the pool and retry bounds below: at most about 3 s, measured by tests/taskqueue/test_enqueue_timeouts.py).
     "socket_connect_timeout": 1,

@@ -10,6 +10,9 @@ of bad message: tests/reliability/test_bad_messages.py.
 import contextlib
 import json
 import logging
+import multiprocessing
+import os
+import signal
 import time
 import uuid
 from queue import Empty
@@ -18,6 +21,7 @@ import pytest
 import redis
 from django.core.cache import cache
 from kombu import Connection, Consumer, Queue
+from kombu.transport import redis as redis_transport
 from redis.sentinel import SentinelConnectionPool
 
 from config.celery_app import app as celery_app
@@ -267,6 +271,43 @@ def test_a_dead_consumers_claim_list_goes_back_to_its_queue_and_the_task_runs_on
     # Once: nothing of it is left to deliver again.
     wait_until(lambda: not redis.hlen("unacked"), timeout=10, what="its ack")
     assert redis.llen("default") == 0
+
+
+def _sweep_and_die(redis_url: str, mutex_key: str, expire: int) -> None:
+    """A worker SIGKILLed inside kombu's restore sweep: it holds the sweep's lock, as kombu takes it."""
+    with redis_transport.Mutex(redis.Redis.from_url(redis_url), mutex_key, expire):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_inside_the_restore_sweep_delays_redelivery_by_seconds_not_minutes():
+    queue = Queue("sweep-lock-test", routing_key="sweep-lock-test")
+    redis_client = broker_redis.client()
+    with celery_app.connection_for_write() as connection:
+        connection.Producer().publish({"swept": "back"}, routing_key=queue.routing_key, declare=[queue])
+        channel = connection.default_channel
+        message = channel.basic_get(queue.name, no_ack=False)  # taken, recorded as unacked, never acked
+        # Its worker died long ago: the record is older than the visibility timeout.
+        long_ago = time.time() - channel.visibility_timeout - 1
+        redis_client.zadd(channel.unacked_index_key, {message.delivery_tag: long_ago})
+        sweeper = multiprocessing.get_context("fork").Process(
+            target=_sweep_and_die,
+            args=(connection.as_uri(include_password=True), channel.unacked_mutex_key, channel.unacked_mutex_expire),
+        )
+        sweeper.start()
+        sweeper.join(timeout=30)
+        assert sweeper.exitcode == -signal.SIGKILL
+        assert redis_client.exists(channel.unacked_mutex_key)  # the dead sweeper's lock is left behind
+        channel.qos.restore_visible(interval=1)
+        assert redis_client.llen(queue.name) == 0  # the lock still stops a live worker's sweep
+
+        def swept() -> bool:
+            channel.qos.restore_visible(interval=1)  # each live worker's periodic sweep
+            return redis_client.llen(queue.name) == 1
+
+        # Seconds: kombu's default lock (300 s) held it back for five minutes.
+        wait_until(swept, timeout=15, interval=0.5, what="the message back in its queue")
+    assert not redis_client.hexists(channel.unacked_key, message.delivery_tag)
+    redis_client.delete(queue.name)
 
 
 def test_a_channel_closing_gives_its_claim_list_back_to_the_queue():
