@@ -46,6 +46,12 @@ def test_the_primary_fails_over_with_tasks_queued_and_in_flight(deployment, topo
     # Configured as a user would (README, "Use a managed Redis"): the broker through the sentinel, the cache and
     # the results on the scenario's plain Redis (REDIS_URL).
     env = deployment.env(CELERY_BROKER_URL=topology.broker_url, REDIS_SENTINEL_MASTER=MASTER_NAME)
+    # Queued before the workers start: sent while they ran, the tasks could all be done before the failover on a
+    # loaded machine (sending was slower than running them).
+    keys = [f"sentinel-{number}" for number in range(BEFORE)]
+    send(topology, keys[:SLOW])
+    send(topology, [keys[SLOW]], hold_before=3.0)
+    send(topology, keys[SLOW + 1 :])
     nodes = ("sentinel-a", "sentinel-b")
     workers = [deployment.start("worker", node, env, extra_args=f"-n {node}@%h") for node in nodes]
     for worker in workers:
@@ -53,11 +59,6 @@ def test_the_primary_fails_over_with_tasks_queued_and_in_flight(deployment, topo
         # The worker states at start that the transport's protections apply over Sentinel too.
         worker.wait_for_output(PROTECTED, timeout=STARTUP_TIMEOUT)
         assert "not the project's patched Redis transport" not in worker.output()
-
-    keys = [f"sentinel-{number}" for number in range(BEFORE)]
-    send(topology, keys[:SLOW])
-    send(topology, [keys[SLOW]], hold_before=3.0)
-    send(topology, keys[SLOW + 1 :])
     wait_until(lambda: ledger.runs(keys[SLOW]), timeout=120, what="the slow task to start")
     queued = topology.client(topology.primary()).llen("default")
     in_flight = topology.client(topology.primary()).hlen("unacked")
