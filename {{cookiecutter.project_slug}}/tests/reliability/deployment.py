@@ -53,11 +53,15 @@ class Deployment:
         self.processes.append(process)
         return process
 
-    def start_worker(self, node: str = "worker1", *, concurrency: int = 2, ready: bool = True) -> Node:
-        """The Procfile's `worker` (the default queue, prefork) under its own node name."""
-        worker = self.start(
-            "worker", node, self.env(CELERY_DEFAULT_CONCURRENCY=str(concurrency)), extra_args=f"-n {node}@%h"
-        )
+    def start_worker(
+        self, node: str = "worker1", *, concurrency: int = 2, ready: bool = True, limits: dict[str, int] | None = None
+    ) -> Node:
+        """The Procfile's `worker` (the default queue, prefork) under its own node name.
+
+        ``limits`` replaces some of TIMEOUTS for this worker (a scenario whose tasks run longer).
+        """
+        env = self.env(CELERY_DEFAULT_CONCURRENCY=str(concurrency), **{k: str(v) for k, v in (limits or {}).items()})
+        worker = self.start("worker", node, env, extra_args=f"-n {node}@%h")
         if ready:
             self.wait_ready(worker)
         return worker
@@ -70,9 +74,9 @@ class Deployment:
         heartbeat = self.directory / f"{node}-heartbeat"
         return self.start("beat", node, self.env(BEAT_HEARTBEAT_FILE=str(heartbeat), **extra))
 
-    def start_workers(self, *nodes: str, concurrency: int = 2) -> list[Node]:
+    def start_workers(self, *nodes: str, concurrency: int = 2, limits: dict[str, int] | None = None) -> list[Node]:
         """Several workers on the default queue, as a deployment with replicas runs them; ready when returned."""
-        workers = [self.start_worker(node, concurrency=concurrency, ready=False) for node in nodes]
+        workers = [self.start_worker(node, concurrency=concurrency, ready=False, limits=limits) for node in nodes]
         for worker in workers:
             self.wait_ready(worker)
         return workers
