@@ -10,9 +10,9 @@ of bad message: tests/reliability/test_bad_messages.py.
 import contextlib
 import json
 import logging
-import multiprocessing
-import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from queue import Empty
@@ -21,7 +21,6 @@ import pytest
 import redis
 from django.core.cache import cache
 from kombu import Connection, Consumer, Queue
-from kombu.transport import redis as redis_transport
 from redis.sentinel import SentinelConnectionPool
 
 from config.celery_app import app as celery_app
@@ -273,10 +272,14 @@ def test_a_dead_consumers_claim_list_goes_back_to_its_queue_and_the_task_runs_on
     assert redis.llen("default") == 0
 
 
-def _sweep_and_die(redis_url: str, mutex_key: str, expire: int) -> None:
-    """A worker SIGKILLed inside kombu's restore sweep: it holds the sweep's lock, as kombu takes it."""
-    with redis_transport.Mutex(redis.Redis.from_url(redis_url), mutex_key, expire):
-        os.kill(os.getpid(), signal.SIGKILL)
+# A worker SIGKILLed inside kombu's restore sweep: it holds the sweep's lock, taken as kombu takes it.
+SWEEP_AND_DIE = """
+import os, signal, sys
+import redis
+from kombu.transport.redis import Mutex
+with Mutex(redis.Redis.from_url(sys.argv[1]), sys.argv[2], int(sys.argv[3])):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
 
 
 def test_a_worker_killed_inside_the_restore_sweep_delays_redelivery_by_seconds_not_minutes():
@@ -289,13 +292,12 @@ def test_a_worker_killed_inside_the_restore_sweep_delays_redelivery_by_seconds_n
         # Its worker died long ago: the record is older than the visibility timeout.
         long_ago = time.time() - channel.visibility_timeout - 1
         redis_client.zadd(channel.unacked_index_key, {message.delivery_tag: long_ago})
-        sweeper = multiprocessing.get_context("fork").Process(
-            target=_sweep_and_die,
-            args=(connection.as_uri(include_password=True), channel.unacked_mutex_key, channel.unacked_mutex_expire),
-        )
-        sweeper.start()
-        sweeper.join(timeout=30)
-        assert sweeper.exitcode == -signal.SIGKILL
+        sweeper = subprocess.run(
+            [sys.executable, "-c", SWEEP_AND_DIE, connection.as_uri(include_password=True),
+             channel.unacked_mutex_key, str(channel.unacked_mutex_expire)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert sweeper.returncode == -signal.SIGKILL, sweeper.stderr
         assert redis_client.exists(channel.unacked_mutex_key)  # the dead sweeper's lock is left behind
         channel.qos.restore_visible(interval=1)
         assert redis_client.llen(queue.name) == 0  # the lock still stops a live worker's sweep
