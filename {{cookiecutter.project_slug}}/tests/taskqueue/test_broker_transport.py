@@ -289,9 +289,6 @@ def test_a_worker_killed_inside_the_restore_sweep_delays_redelivery_by_seconds_n
         connection.Producer().publish({"swept": "back"}, routing_key=queue.routing_key, declare=[queue])
         channel = connection.default_channel
         message = channel.basic_get(queue.name, no_ack=False)  # taken, recorded as unacked, never acked
-        # Its worker died long ago: the record is older than the visibility timeout.
-        long_ago = time.time() - channel.visibility_timeout - 1
-        redis_client.zadd(channel.unacked_index_key, {message.delivery_tag: long_ago})
         sweeper = subprocess.run(
             [sys.executable, "-c", SWEEP_AND_DIE, connection.as_uri(include_password=True),
              channel.unacked_mutex_key, str(channel.unacked_mutex_expire)],
@@ -299,6 +296,10 @@ def test_a_worker_killed_inside_the_restore_sweep_delays_redelivery_by_seconds_n
         )  # fmt: skip
         assert sweeper.returncode == -signal.SIGKILL, sweeper.stderr
         assert redis_client.exists(channel.unacked_mutex_key)  # the dead sweeper's lock is left behind
+        # Its worker died long ago: the record is older than the visibility timeout. Made so only now, under the
+        # lock: before it, the suite's own workers (sweeping every second) would give the message back first.
+        long_ago = time.time() - channel.visibility_timeout - 1
+        redis_client.zadd(channel.unacked_index_key, {message.delivery_tag: long_ago})
         channel.qos.restore_visible(interval=1)
         assert redis_client.llen(queue.name) == 0  # the lock still stops a live worker's sweep
 
