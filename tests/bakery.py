@@ -17,7 +17,7 @@ CACHE_DIR = Path(os.environ.get("TEMPLATE_TEST_CACHE", Path.home() / ".cache" / 
 ALL_DEPENDENCIES_CONTEXT = {"result_backend": "django-db", "use_flower": "y", "use_sentry": "y"}
 # Variables of the developer's shell that would point a generated project at the wrong services.
 ISOLATED_VARIABLES = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH")
-# A generated project's whole suite: 2-5 min alone, over 10 min beside three others on a busy 2-core CI machine.
+# A generated project's whole suite: 282-565 s beside three others in CI on 2 cores (2026-12-02), over 600 s once.
 # Its own tests bound each wait; this only stops a hung run.
 SUITE_TIMEOUT = 1500
 

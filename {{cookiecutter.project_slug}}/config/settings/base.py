@@ -238,8 +238,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "priority_steps": [0],
     # kombu's restore sweep (which gives the unacked messages of dead workers back) runs under a Redis lock that
     # expires after 300 s by default: a worker SIGKILLed inside a sweep stopped every redelivery for 5 minutes
-    # (the reliability suite's chaos run, under load). A sweep moves at most 10 messages, in milliseconds; two
-    # that overlap after the expiry are still safe (each message moves in a WATCH transaction).
+    # (the reliability suite's chaos run, under load). A sweep that outlasts 10 s is still safe: a second one
+    # overlapping it moves no message twice, since each moves in its own WATCH transaction (QoS.restore_by_tag).
     "unacked_mutex_expire": 10,
     # A send to a Redis that is down or does not answer fails within seconds instead of hanging the request
     # (with the pool and retry bounds below: at most about 3 s, measured by tests/taskqueue/test_enqueue_timeouts.py).
