@@ -21,6 +21,7 @@ import textwrap
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +35,8 @@ STARTUP_TIMEOUT = 120.0
 # Docker's default when a service sets no stop_grace_period.
 DEFAULT_GRACE_PERIOD = 10.0
 IN_FLIGHT_SECONDS = 4
+# How long the harness lets one health check run (Docker's own timeouts for them are 15-30 s).
+CHECK_TIMEOUT = 60.0
 
 # Workers import this test-only module through CELERY_WORKER_INCLUDE (the `--include` option as an
 # environment variable), so the start scripts run unchanged. Each task writes down who ran it.
@@ -178,6 +181,7 @@ class Deployment:
         self.env = env
         self.grace_periods = grace_periods
         self.work = work
+        self.checks_run = 0  # numbers each health check's stderr file
         self.processes = {
             name: ScriptProcess(project, f"compose/start-{name}", env, work / "logs") for name in PROCESSES
         }
@@ -202,32 +206,55 @@ class Deployment:
 
     def health_checks_passing(self, names, env: dict[str, str] | None = None) -> dict[str, bool]:
         """Run several health checks at once (each loads Django and Celery: seconds apiece)."""
-        checks = {
-            name: subprocess.Popen(
+        checks = {name: self.start_health_check(name, env) for name in names}
+        return {name: self.finish_health_check(name, *check)[0] == 0 for name, check in checks.items()}
+
+    def start_health_check(self, name: str, env: dict[str, str] | None) -> tuple[subprocess.Popen, Path]:
+        self.checks_run += 1
+        stderr_path = self.work / "logs" / f"healthcheck-{name}-{self.checks_run}.stderr"
+        with stderr_path.open("wb") as stderr:
+            check = subprocess.Popen(
                 self.health_check_argv(name),
                 cwd=self.project,
-                env={**self.env, **(env or {})},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                # A check that hangs is sent SIGABRT: faulthandler then writes every thread's stack to stderr.
+                env={**self.env, **(env or {}), "PYTHONFAULTHANDLER": "1"},
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
             )
-            for name in names
-        }
-        passing = {}
-        for name, check in checks.items():
+        return check, stderr_path
+
+    def finish_health_check(
+        self, name: str, check: subprocess.Popen, stderr_path: Path, timeout: float = CHECK_TIMEOUT
+    ) -> tuple[int | None, str, str]:
+        """The check's exit code (None if it outlived ``timeout``: failing, as Docker counts it), stdout, stderr."""
+        started = time.monotonic()
+        try:
+            stdout, _ = check.communicate(timeout=timeout)
+            code = check.returncode
+        except subprocess.TimeoutExpired:
+            check.send_signal(signal.SIGABRT)
             try:
-                passing[name] = check.wait(timeout=60) == 0
+                stdout, _ = check.communicate(timeout=10)
             except subprocess.TimeoutExpired:
-                # Failing, as Docker counts a health check that outlives its timeout (twice in CI on a loaded
-                # 2-core machine, a worker's ping took over 60 s); ensure_running tries again until its deadline.
                 check.kill()
-                check.wait(timeout=10)
-                passing[name] = False
-        return passing
+                stdout, _ = check.communicate(timeout=10)
+            code = None
+        stderr = stderr_path.read_text(errors="replace")
+        if code is None:
+            # Not a test failure by itself (Docker counts it failing and the callers expect that), but the cause
+            # is wanted: twice in CI on a loaded 2-core machine a worker's ping ran past 60 s.
+            warnings.warn(
+                f"health check {name} ran past {timeout:.0f} s ({time.monotonic() - started:.0f} s in all, "
+                f"load average {os.getloadavg()}); its stderr, with faulthandler's stacks:\n{stderr[-6000:]}",
+                stacklevel=2,
+            )
+        return code, stdout or "", stderr
 
     def health_check(self, name: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        if name in WORKER_NODES:
-            return self.script("compose/healthcheck-worker", WORKER_NODES[name], env=env)
-        return self.script(f"compose/healthcheck-{name}", env=env)
+        check, stderr_path = self.start_health_check(name, env)
+        code, stdout, stderr = self.finish_health_check(name, check, stderr_path)
+        return subprocess.CompletedProcess(check.args, code if code is not None else -signal.SIGABRT, stdout, stderr)
 
     def ensure_running(self) -> None:
         stopped = [name for name, process in self.processes.items() if not process.running()]
