@@ -25,6 +25,19 @@ class Node(ProcfileProcess):
         super().__init__(name, env=env, extra_args=extra_args)
         self.node = node
 
+    def pids(self) -> set[int]:
+        """This process and its children (a worker's pool) now: read it before a kill, while they exist."""
+        main = self.process.pid
+        pids = {main}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # a process that ended while the table was read
+            if parent == main:
+                pids.add(int(stat.parent.name))
+        return pids
+
 
 class Deployment:
     """Start Procfile processes with the scenario's environment; kill whatever is left at the end."""
