@@ -1,5 +1,6 @@
 """The Procfile's workers and beats, run as real processes against the scenario's Redis and the test database."""
 
+import contextlib
 from pathlib import Path
 
 from tools.procfile import ProcfileProcess
@@ -18,6 +19,11 @@ TASKS_MODULE = "tests.reliability.tasks"
 STARTUP_TIMEOUT = 90.0
 
 
+def parent_pid(pid: int | str) -> int:
+    """The parent of a running process, from /proc (the field after the command name, which may hold spaces)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 class Node(ProcfileProcess):
     """A Procfile process with the node name it was started under (one per worker, one per beat)."""
 
@@ -29,13 +35,10 @@ class Node(ProcfileProcess):
         """This process and its children (a worker's pool) now: read it before a kill, while they exist."""
         main = self.process.pid
         pids = {main}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue  # a process that ended while the table was read
-            if parent == main:
-                pids.add(int(stat.parent.name))
+        for entry in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):  # a process that ended while the table was read
+                if parent_pid(entry.name) == main:
+                    pids.add(int(entry.name))
         return pids
 
 
@@ -96,8 +99,7 @@ class Deployment:
 
     def worker_of(self, pid: int) -> Node:
         """The worker whose pool child (or main process) is ``pid``, which must still be running."""
-        with open(f"/proc/{pid}/stat") as stat:
-            parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        parent = parent_pid(pid)
         for process in self.processes:
             if process.process is not None and process.process.pid in (pid, parent):
                 return process

@@ -87,18 +87,14 @@ def runs(key: str | None = None) -> list[Run]:
         return [Run(*row) for row in cursor.fetchall()]
 
 
-def reruns(keys: list[str]) -> list[Run]:
-    """Every run of ``keys`` that a later run of the same key followed: the broker delivered its message again."""
-    return [run for key in keys for run in runs(key)[:-1]]
-
-
 def assert_only_killed_runs_repeated(keys: list[str], killed_pids: set[int]) -> None:
     """Every message delivered again was one the killed worker held: the run the kill cut short, or one that had
     finished but whose late ack the kill beat. A message of a live worker delivered again fails here."""
-    again = reruns(keys)
-    unexplained = [run for run in again if run.pid not in killed_pids]
+    by_key = {key: runs(key) for key in keys}
+    # Each run that a later run of the same key followed: the broker delivered its message again.
+    unexplained = [run for key_runs in by_key.values() for run in key_runs[:-1] if run.pid not in killed_pids]
     assert not unexplained, f"delivered again, though no killed process ran them: {unexplained}"
-    assert all(len(runs(key)) <= 2 for key in keys), {key: len(runs(key)) for key in keys}
+    assert all(len(key_runs) <= 2 for key_runs in by_key.values()), {key: len(r) for key, r in by_key.items()}
 
 
 def effect_count(key: str | None = None) -> int:
