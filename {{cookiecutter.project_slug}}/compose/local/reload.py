@@ -14,6 +14,8 @@ import threading
 
 from watchfiles import PythonFilter, watch
 
+WATCH_TICK_MS = 250
+
 
 def stop(process: subprocess.Popen) -> int:
     if process.poll() is None:
@@ -27,13 +29,22 @@ def main(command: list[str]) -> int:
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    process = subprocess.Popen(command)
-    for changes in watch(".", watch_filter=PythonFilter(), stop_event=stopping):
+    # watch() sets up its watcher when first iterated, and then yields an empty set every WATCH_TICK_MS while
+    # nothing changes: the command starts at that first yield, so an edit made as it starts is never missed.
+    process = None
+    for changes in watch(
+        ".", watch_filter=PythonFilter(), stop_event=stopping, rust_timeout=WATCH_TICK_MS, yield_on_timeout=True
+    ):
+        if process is None:
+            process = subprocess.Popen(command)
+            continue
+        if not changes:
+            continue
         changed = sorted(path for _, path in changes)
         print(f"reload: {changed[0]} and {len(changed) - 1} more changed; restarting {' '.join(command)}", flush=True)
         stop(process)
         process = subprocess.Popen(command)
-    return stop(process)
+    return stop(process) if process is not None else 0
 
 
 if __name__ == "__main__":
