@@ -85,10 +85,10 @@ def test_an_edit_made_while_the_command_starts_restarts_it(tmp_path):
     # The command edits a Python file as its first run starts, before its interpreter is up. A reloader that
     # started the command before its watcher missed this edit in 20 of 20 tries.
     run = shlex.join([sys.executable, "-c", COMMAND])
-    edit_then_run = f"[ -e edited.py ] || echo 'VALUE = 1' > edited.py; exec {run}"
+    edit_then_run = f"[ -e tasks.py ] || echo 'VALUE = 1' > tasks.py; exec {run}"
     with reloader_running(tmp_path, "sh", "-c", edit_then_run) as reloader:
         wait_until(lambda: len(events(tmp_path)) == 3, timeout=15, what="a restart after the edit")
         output = stop_reloader(reloader)
         assert reloader.returncode == 0, output
     assert [event.split()[0] for event in events(tmp_path)] == ["start", "sigterm", "start", "sigterm"]
-    assert "edited.py" in output
+    assert "tasks.py" in output
