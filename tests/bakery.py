@@ -16,7 +16,8 @@ CACHE_DIR = Path(os.environ.get("TEMPLATE_TEST_CACHE", Path.home() / ".cache" / 
 # Every option that adds a dependency, switched on: its pyproject lists the union of all bakes' dependencies.
 ALL_DEPENDENCIES_CONTEXT = {"result_backend": "django-db", "use_flower": "y", "use_sentry": "y"}
 # Variables of the developer's shell that would point a generated project at the wrong services.
-ISOLATED_VARIABLES = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH")
+ISOLATED_VARIABLES = ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "VIRTUAL_ENV", "PYTHONPATH",
+                      "WEB_HOST_PORT", "FLOWER_HOST_PORT", "MAILPIT_HOST_PORT")  # fmt: skip
 # A generated project's whole suite: 282-565 s beside three others in CI on 2 cores (2026-12-02), over 600 s once.
 # Its own tests bound each wait; this only stops a hung run.
 SUITE_TIMEOUT = 1500

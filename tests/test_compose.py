@@ -174,6 +174,28 @@ def test_production_publishes_no_database_or_broker_port_and_the_rest_on_loopbac
             assert published.startswith("127.0.0.1:"), f"production publishes {name} on {published}"
 
 
+# Host ports the README names, each with the variable that moves it.
+PUBLISHED_PORTS = {"web": ("WEB_HOST_PORT", 8000), "flower": ("FLOWER_HOST_PORT", 5555),
+                   "mailpit": ("MAILPIT_HOST_PORT", 8025)}  # fmt: skip
+
+
+@pytest.mark.parametrize("compose_file", COMPOSE_FILES)
+def test_published_ports_are_the_readme_ones_and_each_moves_with_its_variable(default_project, compose_file):
+    def published(env: dict[str, str] | None = None) -> dict[str, list[str]]:
+        resolved = run_in(default_project, "docker-compose", "-f", compose_file, "config", env=env).stdout
+        config = yaml.safe_load(resolved)
+        return {name: service["ports"] for name, service in config["services"].items() if service.get("ports")}
+
+    default = published()
+    assert "web" in default
+    assert set(default) <= set(PUBLISHED_PORTS)
+    assert default == {name: [f"127.0.0.1:{port}:{port}/tcp"] for name, (_, port) in PUBLISHED_PORTS.items()
+                       if name in default}  # fmt: skip
+    moved = published({variable: str(20000 + port) for variable, port in PUBLISHED_PORTS.values()})
+    assert moved == {name: [f"127.0.0.1:{20000 + port}:{port}/tcp"] for name, (_, port) in PUBLISHED_PORTS.items()
+                     if name in default}  # fmt: skip
+
+
 @pytest.mark.parametrize("compose_file", COMPOSE_FILES)
 def test_production_and_local_services_use_their_own_generated_env_files(project, compose_file):
     kind = "production" if "production" in compose_file else "local"

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from bakery import TEMPLATE_DIR, bake_project, read_env_file
+from bakery import TEMPLATE_DIR, bake_project, free_port, read_env_file
 from docker_engine import Engine, docker_engine, ensure_base_images
 
 pytestmark = [pytest.mark.containers, pytest.mark.xdist_group("containers")]
@@ -97,13 +97,25 @@ class Stack:
     project: Project
     files: list[str]
     name: str
+    # Host ports, free when the stack is made, published through the compose files' *_HOST_PORT variables: a
+    # fixed 8000 was once "already allocated" in the engine when the local stack came up (stop-20 landing CI).
+    ports: dict[str, int] = field(default_factory=lambda: {"web": free_port(), "flower": free_port(),
+                                                            "mailpit": free_port()})  # fmt: skip
+
+    @property
+    def env(self) -> dict[str, str]:
+        published = {f"{service.upper()}_HOST_PORT": str(port) for service, port in self.ports.items()}
+        return {**self.engine.env, **published}
+
+    def url(self, service: str, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
 
     def compose(self, *argv: str, timeout: float = 300, check: bool = True, input: str | None = None):
         command = [*compose_command(), "-p", self.name]
         for file in self.files:
             command += ["-f", file]
         result = subprocess.run(
-            [*command, *argv], cwd=self.project.path, env=self.engine.env, capture_output=True, text=True,
+            [*command, *argv], cwd=self.project.path, env=self.env, capture_output=True, text=True,
             timeout=timeout, check=False, input=input,
         )  # fmt: skip
         if check and result.returncode != 0:
@@ -288,7 +300,7 @@ def test_local_stack(engine: Engine, project: Project, tmp_path: Path):
         stack.compose("up", "--detach", "--no-build", timeout=HEALTH_BUDGET + 120)
         healthy = stack.wait_healthy(stack.long_running())
         up = time.monotonic() - started
-        status, _, body = http("http://127.0.0.1:8000/healthz/", "localhost")
+        status, _, body = http(stack.url("web", "/healthz/"), "localhost")
         assert status == 200, body
         _check_queues(stack)
         _check_flower(stack, clone, env)
@@ -297,7 +309,7 @@ def test_local_stack(engine: Engine, project: Project, tmp_path: Path):
         stack.compose("exec", "-T", "web", "python", "manage.py", "sendtestemail", "someone@example.com")
 
         def caught():
-            status, _, body = http("http://127.0.0.1:8025/api/v1/messages", "localhost")
+            status, _, body = http(stack.url("mailpit", "/api/v1/messages"), "localhost")
             return status == 200 and json.loads(body).get("total", 0) >= 1
 
         wait_for("the test mail in the mail catcher", caught, budget=30)
@@ -345,9 +357,9 @@ def test_production_stack(engine: Engine, project: Project):
         stack.compose("up", "--detach", "--no-build", timeout=HEALTH_BUDGET + 120)
         stack.wait_healthy(stack.long_running())
         up = time.monotonic() - started
-        status, _, body = http("http://127.0.0.1:8000/healthz/", domain)
+        status, _, body = http(stack.url("web", "/healthz/"), domain)
         assert status == 200, body
-        status, headers, _ = http("http://127.0.0.1:8000/", domain)
+        status, headers, _ = http(stack.url("web"), domain)
         assert status in (301, 302, 307, 308), status
         assert headers.get("Location", "").startswith(f"https://{domain}"), headers
         _check_queues(stack)
@@ -381,9 +393,9 @@ def _check_flower(stack: Stack, project: Project, env: dict[str, str]) -> None:
     if not project.flower:
         assert "flower" not in stack.services()
         return
-    status, _, _ = http("http://127.0.0.1:5555/", "localhost")
+    status, _, _ = http(stack.url("flower"), "localhost")
     assert status == 401
-    status, _, _ = http("http://127.0.0.1:5555/", "localhost", auth=(env["FLOWER_USER"], env["FLOWER_PASSWORD"]))
+    status, _, _ = http(stack.url("flower"), "localhost", auth=(env["FLOWER_USER"], env["FLOWER_PASSWORD"]))
     assert status == 200
 
 
