@@ -39,7 +39,13 @@ def test_a_countdown_beyond_the_visibility_timeout_runs_twice_so_every_send_refu
     settings.TASK_MAX_COUNTDOWN = COUNTDOWN
     deployment.start_worker()
     broker.send(tasks.apply_effect.name, args=["eta-trap"], countdown=COUNTDOWN)
-    wait_until(lambda: len(ledger.runs("eta-trap")) >= 2, timeout=COUNTDOWN + 60, what="the ETA task to run twice")
+    # Both copies fall due at the same moment and run side by side: wait until both have finished, not only
+    # started, or the figures are read before either has applied its effect (completed=0 lost=1 once in CI).
+    wait_until(
+        lambda: sum(run.finished_at is not None for run in ledger.runs("eta-trap")) >= 2,
+        timeout=COUNTDOWN + 60,
+        what="the ETA task to run twice, to the end",
+    )
     figures = report(
         ledger.figures(
             "eta-trap",
