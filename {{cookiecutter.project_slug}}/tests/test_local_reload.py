@@ -38,6 +38,11 @@ def events(directory) -> list[str]:
     return log.read_text().split("\n")[:-1] if log.exists() else []
 
 
+def launches(directory) -> list[str]:
+    """The process ids that each run's shell logged as `launch <pid>` before it exec'd the command."""
+    return [event.split()[1] for event in events(directory) if event.startswith("launch ")]
+
+
 def stop_reloader(reloader: subprocess.Popen) -> str:
     """SIGTERM, as `docker compose stop` sends; returns what the reloader printed."""
     if reloader.poll() is None:
@@ -91,13 +96,13 @@ def test_an_edit_made_while_the_command_starts_restarts_it(tmp_path):
     with reloader_running(tmp_path, "sh", "-c", edit_then_run) as reloader:
 
         def restarted_and_running():
-            launches = [event.split()[1] for event in events(tmp_path) if event.startswith("launch ")]
-            return len(launches) == 2 and f"start {launches[1]}" in events(tmp_path)
+            pids = launches(tmp_path)
+            return len(pids) == 2 and f"start {pids[1]}" in events(tmp_path)
 
         wait_until(restarted_and_running, timeout=15, what="a restart after the edit")
         output = stop_reloader(reloader)
         assert reloader.returncode == 0, output
-    launches = [event.split()[1] for event in events(tmp_path) if event.startswith("launch ")]
-    assert len(launches) == 2, events(tmp_path)
-    assert events(tmp_path)[-2:] == [f"start {launches[1]}", f"sigterm {launches[1]}"]
+    assert len(launches(tmp_path)) == 2, events(tmp_path)
+    second = launches(tmp_path)[1]
+    assert events(tmp_path)[-2:] == [f"start {second}", f"sigterm {second}"]
     assert "tasks.py" in output
