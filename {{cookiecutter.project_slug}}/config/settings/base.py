@@ -332,7 +332,7 @@ HEALTH_REDIS_MEMORY_WARNING_RATIO = env.float("HEALTH_REDIS_MEMORY_WARNING_RATIO
 # Workers count task outcomes and run times in Redis (metrics: keys); web's /metrics renders them with the queues'
 # depth and oldest-message age for Prometheus (taskqueue/metrics.py). Off: no per-task cost (celery_bench measures it).
 TASK_METRICS = env.bool("TASK_METRICS", default=True)
-# Each process writes its counts to Redis at most this often (seconds): one pipeline instead of a write per task.
+# Each process writes its counts to Redis at most this often (seconds): one transaction instead of a write per task.
 TASK_METRICS_FLUSH_INTERVAL = env.float("TASK_METRICS_FLUSH_INTERVAL", default=1.0)
 # When set, /metrics answers only `Authorization: Bearer <token>` (production requires it).
 METRICS_TOKEN = env("METRICS_TOKEN", default="")

@@ -3,6 +3,7 @@
 import time
 
 import pytest
+import redis
 from celery import shared_task
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -73,21 +74,78 @@ def test_outcomes_retries_and_dead_letters_are_counted(client, celery_workers):
         lambda: (
             (s := scrape(client))
             and value(s, "celery_task_succeeded_total", task="tests.metrics_retry_once") == 1
+            # The retry message is sent from inside the first run, which counts its retry only when it ends:
+            # the second run can succeed (on another thread) first, so this is waited for, not assumed.
+            and value(s, "celery_task_retried_total", task="tests.metrics_retry_once") == 1
             and value(s, "celery_task_dead_lettered_total", task="tests.metrics_always_fail") == 1
-            # Celery runs on_failure (the dead letter) before it sends task_failure (this counter).
+            # Celery runs on_failure (the dead letter) before the run ends and counts as failed.
             and value(s, "celery_task_failed_total", task="tests.metrics_always_fail") == 1
             and value(s, "celery_task_succeeded_total", task="tests.record_delivery") == 1
             and s
         ),
         what="the tasks to succeed, retry and fail",
     )
-    assert value(samples, "celery_task_retried_total", task="tests.metrics_retry_once") == 1
+    # Each run's outcome comes with its runtime: two runs of the retried task, one of each other.
+    assert value(samples, "celery_task_runtime_seconds_count", task="tests.metrics_retry_once") == 2
+    assert value(samples, "celery_task_runtime_seconds_count", task="tests.metrics_always_fail") == 1
     # The retry is a new message.
     assert value(samples, "celery_task_received_total", task="tests.metrics_retry_once") == 2
     assert value(samples, "celery_task_failed_total", task="tests.record_delivery") == 0
     assert value(samples, "celery_dead_letters_waiting") == 1
     FailedTask.objects.update(replayed_at="2026-01-01T00:00Z")
     assert value(scrape(client), "celery_dead_letters_waiting") == 0
+
+
+END_MARKER = "tests:metrics:end-of-commands"
+
+
+def transactions(commands: list[tuple[str, list[str]]]) -> list[list[list[str]]]:
+    """The MULTI ... EXEC blocks in one client's commands, each as its commands' words."""
+    blocks, current = [], None
+    for command, words in commands:
+        if command == "MULTI":
+            current = []
+        elif command == "EXEC" and current is not None:
+            blocks.append(current)
+            current = None
+        elif current is not None:
+            current.append(words)
+    return blocks
+
+
+def test_a_runs_outcome_and_runtime_are_written_and_read_in_one_transaction(client, celery_workers, redis_url):
+    """A scrape sees a run's outcome and its runtime together or not at all (see taskqueue/metrics.py).
+
+    Redis's MONITOR shows every command each client sends, MULTI and EXEC included.
+    """
+    watcher = redis.Redis.from_url(redis_url, socket_timeout=5)
+    per_client: dict[str, list[tuple[str, list[str]]]] = {}
+    with watcher.monitor() as monitor:
+        # MONITOR answers OK before it streams: commands sent from here on are seen.
+        record_delivery.delay("one-transaction", {})
+        wait_until(lambda: succeeded(scrape(client), "tests.record_delivery", 1), what="the run to be counted")
+        scrape(client)  # a read after the write
+        watcher.get(END_MARKER)  # the last command of interest
+        deadline = time.monotonic() + 10
+        seen: list[str] = []
+        while not seen or seen[-1] != f"GET {END_MARKER}":
+            assert time.monotonic() < deadline, f"MONITOR did not show the end marker in 10 s; saw {seen[-40:]}"
+            entry = monitor.next_command()
+            words = entry["command"].split(" ")
+            words[0] = words[0].upper()
+            seen.append(" ".join(words))
+            per_client.setdefault(f"{entry['client_address']}:{entry['client_port']}", []).append((words[0], words))
+    blocks = [block for commands in per_client.values() for block in transactions(commands)]
+    writes = [
+        block for block in blocks if ["HINCRBY", "metrics:task:succeeded", "tests.record_delivery", "1"] in block
+    ]
+    assert writes, f"no transaction wrote the success; saw {seen[-40:]}"
+    (write,) = writes
+    assert ["HINCRBY", "metrics:task:runtime", "tests.record_delivery|count", "1"] in write, write
+    reads = [block for block in blocks if ["HGETALL", "metrics:task:runtime"] in block]
+    assert reads, f"no transaction read the runtimes; saw {seen[-40:]}"
+    for read in reads:
+        assert ["HGETALL", "metrics:task:succeeded"] in read, read
 
 
 def test_workers_online_per_queue(client, celery_workers):

@@ -8,8 +8,15 @@ children need no multiprocess mode, and a restarted process loses nothing.
 
 Recorded by Celery signal receivers (connected in TaskQueueConfig.ready() when ``TASK_METRICS`` is on):
 received, succeeded, failed, retried and dead-lettered counts and a runtime histogram per task name.
-Each process buffers its counts and writes them in one pipeline at most every
+Each process buffers its counts and writes them in one transaction at most every
 ``TASK_METRICS_FLUSH_INTERVAL`` seconds, so a task costs a dict update, not a Redis round trip.
+
+A run's outcome and its runtime are one event: both are taken from ``task_postrun`` (its ``state``) in one
+update of the buffer, written in one MULTI/EXEC and read back in another, so a scrape never shows a run
+counted as succeeded, failed or retried without its runtime (a dashboard dividing the runtime sum by the
+succeeded count, or a test waiting on one and reading the other, would otherwise see them apart).
+``task_failure`` is still counted on its own where no run of the task is traced in the process that
+sends it: a worker's main process reporting a child killed by the hard time limit or lost.
 Also written: a publish timestamp header on every message (the queue's oldest-message age), one key
 per worker and queue refreshed with a TTL (workers online), beat's last tick (the beat scheduler).
 """
@@ -19,17 +26,15 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 
-from celery import bootsteps
+from celery import bootsteps, states
 from celery.signals import (
     before_task_publish,
     task_failure,
     task_postrun,
     task_prerun,
     task_received,
-    task_retry,
-    task_success,
     worker_process_shutdown,
     worker_shutdown,
 )
@@ -49,6 +54,7 @@ EVENTS = ("received", "succeeded", "failed", "retried", "dead_lettered")
 # Seconds; no-op tasks take microseconds, report builds tens of seconds.
 RUNTIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WORKER_PRESENCE_INTERVAL = 10  # seconds between refreshes; the key lives three times as long
+FAILURES_REMEMBERED = 1000  # deliveries whose failure was counted, so that a second report of one is not
 
 
 def redis():
@@ -71,6 +77,7 @@ class Recorder:
         self.counts: Counter = Counter()  # (event, task) -> n
         self.runtime: Counter = Counter()  # (task, field) -> n or seconds
         self.started: dict[str, float] = {}
+        self.failed_deliveries: OrderedDict[tuple, None] = OrderedDict()  # (task id, delivery tag)
         self.flusher: threading.Thread | None = None
         self.flusher_pid = None
         # A prefork child (forked again whenever one is recycled) starts empty: the parent's unflushed counts
@@ -80,17 +87,31 @@ class Recorder:
     def reset_after_fork(self) -> None:
         self.lock = threading.Lock()
         self.counts, self.runtime, self.started = Counter(), Counter(), {}
+        self.failed_deliveries = OrderedDict()
+
+    def first_failure_of(self, delivery: tuple) -> bool:
+        """True the first time a delivery's failure is reported (the last FAILURES_REMEMBERED are kept)."""
+        with self.lock:
+            if delivery in self.failed_deliveries:
+                return False
+            self.failed_deliveries[delivery] = None
+            if len(self.failed_deliveries) > FAILURES_REMEMBERED:
+                self.failed_deliveries.popitem(last=False)
+            return True
 
     def count(self, event: str, task: str) -> None:
         with self.lock:
             self.counts[(event, task)] += 1
         self.after_event()
 
-    def observe(self, task: str, seconds: float) -> None:
+    def finish(self, task: str, seconds: float, outcome: str | None) -> None:
+        """A run ended: its runtime and its outcome (None for a run that ignored or rejected its message)."""
         with self.lock:
             self.runtime[(task, str(bucket_index(seconds)))] += 1
             self.runtime[(task, "sum")] += seconds
             self.runtime[(task, "count")] += 1
+            if outcome is not None:
+                self.counts[(outcome, task)] += 1
         self.after_event()
 
     def after_event(self) -> None:
@@ -116,7 +137,7 @@ class Recorder:
         if not counts and not runtime:
             return
         try:
-            pipe = redis().pipeline(transaction=False)
+            pipe = redis().pipeline(transaction=True)  # MULTI/EXEC: a scrape sees all of this flush or none
             for (event, task), n in counts.items():
                 pipe.hincrby(COUNTS_KEY.format(event=event), task, n)
             for (task, field), n in runtime.items():
@@ -132,8 +153,8 @@ class Recorder:
 recorder = Recorder()
 
 
-def _name(sender=None, request=None) -> str:
-    return getattr(sender, "name", None) or getattr(request, "task", None) or "?"
+def _name(sender=None) -> str:
+    return getattr(sender, "name", None) or "?"
 
 
 def on_publish(sender=None, headers=None, **extra):
@@ -150,22 +171,27 @@ def on_prerun(sender=None, task_id=None, **extra):
     recorder.started[task_id] = time.perf_counter()
 
 
-def on_postrun(sender=None, task_id=None, **extra):
+# The run's final state, as task_postrun reports it, and the counter it moves (IGNORED and REJECTED move none;
+# a rejected message's failure comes as task_failure from the worker, after the run).
+OUTCOMES = {states.SUCCESS: "succeeded", states.FAILURE: "failed", states.RETRY: "retried"}
+
+
+def on_postrun(sender=None, task_id=None, state=None, **extra):
     started = recorder.started.pop(task_id, None)
     if started is not None:
-        recorder.observe(_name(sender), time.perf_counter() - started)
+        recorder.finish(_name(sender), time.perf_counter() - started, OUTCOMES.get(state))
 
 
-def on_success(sender=None, **extra):
-    recorder.count("succeeded", _name(sender))
-
-
-def on_failure(sender=None, **extra):
-    recorder.count("failed", _name(sender))
-
-
-def on_retry(sender=None, request=None, **extra):
-    recorder.count("retried", _name(sender, request))
+def on_failure(sender=None, task_id=None, **extra):
+    # A failure raised in a run this process traces is counted by on_postrun, with its runtime. Counted here:
+    # the failures a worker's main process reports for a run it could not trace (hard time limit, child lost,
+    # a message rejected without requeue), once per delivery: celery 5.7 sends task_failure twice for a child
+    # killed at its hard time limit (Request.on_timeout since celery/celery#10226, then Request.on_failure).
+    if task_id in recorder.started:
+        return
+    delivery_info = getattr(getattr(sender, "request", None), "delivery_info", None) or {}
+    if recorder.first_failure_of((task_id, delivery_info.get("delivery_tag"))):
+        recorder.count("failed", _name(sender))
 
 
 def on_dead_letter(sender=None, instance=None, created=False, **extra):
@@ -192,9 +218,7 @@ def connect() -> None:
     task_received.connect(on_received, weak=False, dispatch_uid="metrics.received")
     task_prerun.connect(on_prerun, weak=False, dispatch_uid="metrics.prerun")
     task_postrun.connect(on_postrun, weak=False, dispatch_uid="metrics.postrun")
-    task_success.connect(on_success, weak=False, dispatch_uid="metrics.success")
     task_failure.connect(on_failure, weak=False, dispatch_uid="metrics.failure")
-    task_retry.connect(on_retry, weak=False, dispatch_uid="metrics.retry")
     post_save.connect(on_dead_letter, sender=FailedTask, weak=False, dispatch_uid="metrics.dead_letter")
     worker_process_shutdown.connect(on_shutdown, weak=False, dispatch_uid="metrics.process_shutdown")
     worker_shutdown.connect(on_shutdown, weak=False, dispatch_uid="metrics.shutdown")
@@ -303,20 +327,23 @@ def dead_letters_waiting() -> int:
     return FailedTask.objects.filter(replayed_at__isnull=True).count()
 
 
-def task_counts() -> dict[str, dict[str, int]]:
-    client = redis()
-    pipe = client.pipeline(transaction=False)
+def task_counts_and_runtimes() -> tuple[dict[str, dict[str, int]], dict[str, dict]]:
+    """The counters per event and task, and the runtime histograms, read in one MULTI/EXEC (as flushed)."""
+    pipe = redis().pipeline(transaction=True)
     for event in EVENTS:
         pipe.hgetall(COUNTS_KEY.format(event=event))
-    return {
+    pipe.hgetall(RUNTIME_KEY)
+    *count_replies, runtime_reply = pipe.execute()
+    counts = {
         event: {task.decode(): int(n) for task, n in reply.items()}
-        for event, reply in zip(EVENTS, pipe.execute(), strict=True)
+        for event, reply in zip(EVENTS, count_replies, strict=True)
     }
+    return counts, runtime_histograms(runtime_reply)
 
 
-def runtime_histograms() -> dict[str, dict]:
+def runtime_histograms(reply: dict[bytes, bytes]) -> dict[str, dict]:
     histograms: dict[str, dict] = {}
-    for field, value in redis().hgetall(RUNTIME_KEY).items():
+    for field, value in reply.items():
         task, part = field.decode().rsplit("|", 1)
         histogram = histograms.setdefault(task, {"buckets": [0] * (len(RUNTIME_BUCKETS) + 1), "sum": 0.0})
         if part == "sum":
@@ -350,7 +377,7 @@ class TaskQueueCollector:
             workers.add_metric([state["name"]], len(state["workers"]))
         yield from (length, age, workers)
 
-        counts = task_counts()
+        counts, histograms = task_counts_and_runtimes()
         for event in EVENTS:
             family = CounterMetricFamily(f"celery_task_{event}", f"Tasks {event.replace('_', '-')}", labels=["task"])
             for task, n in sorted(counts[event].items()):
@@ -358,7 +385,7 @@ class TaskQueueCollector:
             yield family
 
         runtime = HistogramMetricFamily("celery_task_runtime_seconds", "Task run time", labels=["task"])
-        for task, histogram in sorted(runtime_histograms().items()):
+        for task, histogram in sorted(histograms.items()):
             cumulative, buckets = 0, []
             for bound, n in zip((*RUNTIME_BUCKETS, float("inf")), histogram["buckets"], strict=True):
                 cumulative += n
