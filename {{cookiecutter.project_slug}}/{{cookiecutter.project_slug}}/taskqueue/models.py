@@ -22,3 +22,19 @@ class FailedTask(models.Model):
 
     def __str__(self):
         return f"{self.task_name}[{self.task_id}] {self.exception}"
+
+
+class DeclaredPeriodicTask(models.Model):
+    """Marks a django-celery-beat row that ``sync_periodic_tasks`` made from a ``schedules.py`` declaration.
+
+    The sync deletes a marked row once no code declares it (removed or renamed), so beat stops sending it; a row
+    without the mark was made by a person in the admin, and the sync never touches it.
+    """
+
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", on_delete=models.CASCADE, related_name="declaration"
+    )
+    declared_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"declared in code: {self.periodic_task_id}"

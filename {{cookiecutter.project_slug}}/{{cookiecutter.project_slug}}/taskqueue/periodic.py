@@ -5,6 +5,11 @@ Each app may have a ``schedules.py`` with ``PERIODIC_TASKS = [PeriodicTaskSpec(.
 missing rows, so a fresh database has them, and leaves alone a row someone changed in
 the admin: it warns instead, and ``--force`` resets such rows to the code.
 
+Every row the sync creates (or finds under a declared name) is marked as declared in code
+(models.DeclaredPeriodicTask). A marked row whose declaration is gone, removed or renamed, is
+deleted, so beat stops sending it after the deploy; rows made in the admin carry no mark and are
+never touched.
+
 Why not CELERY_BEAT_SCHEDULE: DatabaseScheduler copies it into the database each time
 beat starts, silently undoing every edit made in the admin.
 """
@@ -20,11 +25,12 @@ from django.conf import settings
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from {{ cookiecutter.project_slug }}.taskqueue.models import DeclaredPeriodicTask
 from {{ cookiecutter.project_slug }}.taskqueue.sending import ensure_registered
 
 CRON_FIELDS = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
 
-Outcome = Literal["created", "unchanged", "kept", "reset"]
+Outcome = Literal["created", "unchanged", "kept", "reset", "removed"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,13 @@ class PeriodicTaskSpec:
         if len(values) != len(CRON_FIELDS):
             raise ValueError(f"{self.name}: cron {self.cron!r} needs 5 fields: minute hour day month weekday")
         return {**dict(zip(CRON_FIELDS, values, strict=True)), "timezone": settings.CELERY_TIMEZONE}
+
+
+def spec_of(row: PeriodicTask) -> PeriodicTaskSpec:
+    """What a row holds, as a declaration would say it (for reporting a row no code declares)."""
+    crontab = row.crontab
+    cron = " ".join(str(getattr(crontab, key)) for key in CRON_FIELDS) if crontab else "not a crontab"
+    return PeriodicTaskSpec(name=row.name, task=row.task, cron=cron, kwargs=json.loads(row.kwargs or "{}"))
 
 
 def declared_periodic_tasks() -> list[PeriodicTaskSpec]:
@@ -78,16 +91,19 @@ def _apply(row: PeriodicTask, spec: PeriodicTaskSpec) -> None:
 
 @transaction.atomic
 def sync_periodic_tasks(*, force: bool = False) -> list[tuple[PeriodicTaskSpec, Outcome]]:
-    """Create missing rows; report rows that differ from the code and only reset them when forced.
+    """Create missing rows; report rows that differ from the code and only reset them when forced; delete the
+    rows made from a declaration that is gone.
 
     Running it twice changes nothing the second time (no row is saved, so beat does not reload).
     """
     outcomes: list[tuple[PeriodicTaskSpec, Outcome]] = []
-    for spec in declared_periodic_tasks():
+    declared = declared_periodic_tasks()
+    for spec in declared:
         ensure_registered(spec.task)
         row = PeriodicTask.objects.select_related("crontab").filter(name=spec.name).first()
         if row is None:
-            _apply(PeriodicTask(name=spec.name), spec)
+            row = PeriodicTask(name=spec.name)
+            _apply(row, spec)
             outcomes.append((spec, "created"))
         elif _matches(row, spec):
             outcomes.append((spec, "unchanged"))
@@ -96,4 +112,15 @@ def sync_periodic_tasks(*, force: bool = False) -> list[tuple[PeriodicTaskSpec, 
             outcomes.append((spec, "reset"))
         else:
             outcomes.append((spec, "kept"))
+        # Also marks a row of this name made before the mark existed: the code declares it now.
+        DeclaredPeriodicTask.objects.get_or_create(periodic_task=row)
+    gone = (
+        PeriodicTask.objects.select_related("crontab")
+        .filter(declaration__isnull=False)
+        .exclude(name__in=[spec.name for spec in declared])
+        .order_by("name")
+    )
+    for row in gone:
+        outcomes.append((spec_of(row), "removed"))
+        row.delete()  # django-celery-beat's delete signal tells beat to reload its schedule
     return outcomes

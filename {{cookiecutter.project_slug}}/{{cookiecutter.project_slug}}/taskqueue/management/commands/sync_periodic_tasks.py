@@ -7,7 +7,8 @@ class Command(BaseCommand):
     help = (
         "Create the periodic tasks declared in each app's schedules.py in django-celery-beat's tables. "
         "Idempotent; run it on every deploy after migrate. A task changed in the admin is kept (with a "
-        "warning) unless --force is given."
+        "warning) unless --force is given; a task this command created whose declaration is gone (removed "
+        "or renamed) is deleted. Tasks made in the admin are never touched."
     )
 
     def add_arguments(self, parser):
