@@ -93,5 +93,9 @@ class TaskEvents:
         return wait_until(
             lambda: len(self.of(task, kind)) >= count and self.of(task, kind),
             timeout=timeout,
-            what=f"{count} {kind!r} event(s) of {task}",
+            what=lambda: f"{count} {kind!r} event(s) of {task}; its events: {self.kinds_of(task) or 'none'}",
         )
+
+    def kinds_of(self, task: str) -> str:
+        """The events of ``task`` so far, in order, e.g. "published, started, retried, started"."""
+        return ", ".join(event.kind for event in self.of(task))

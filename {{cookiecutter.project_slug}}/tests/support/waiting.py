@@ -1,5 +1,6 @@
 """Wait for something a worker does, with a deadline: never an unbounded loop, never a bare sleep."""
 
+import reprlib
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -7,13 +8,26 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
-    """Return the first truthy value of ``condition()``; fail the test after ``timeout`` seconds."""
+def wait_until(
+    condition: Callable[[], T],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    what: str | Callable[[], str] = "",
+) -> T:
+    """Return the first truthy value of ``condition()``; fail the test after ``timeout`` seconds.
+
+    The failure says what was awaited and what the last check saw: ``what`` may be a callable, called then, to
+    describe the state (events seen, counts reached).
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition!r}")
+            awaited = (what() if callable(what) else what) or repr(condition)
+            raise AssertionError(
+                f"timed out after {timeout} s waiting for {awaited}; the last check returned {reprlib.repr(value)}"
+            )
         time.sleep(interval)

@@ -1,5 +1,6 @@
 """/metrics with real workers and Redis: the numbers move as tasks are queued, run, fail and retry."""
 
+import threading
 import time
 
 import pytest
@@ -7,6 +8,7 @@ import redis
 from celery import shared_task
 from prometheus_client.parser import text_string_to_metric_families
 
+from {{ cookiecutter.project_slug }}.taskqueue import metrics
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
 from tests.support.consumers import paused
 from tests.support.waiting import wait_until
@@ -55,11 +57,16 @@ def test_queue_length_and_oldest_age_follow_the_queue(client, celery_workers):
         assert 0 <= first_age < 5
         time.sleep(1.1)
         assert value(scrape(client), "celery_queue_oldest_message_age_seconds", queue="cpu") >= first_age + 1
+    # One scrape reads the queues before the counters: the third task can be taken and counted in between, so
+    # the empty queue is waited for too.
     ran = wait_until(
-        lambda: succeeded(scrape(client), "tests.build_delivery", 3),
+        lambda: (
+            (s := succeeded(scrape(client), "tests.build_delivery", 3))
+            and value(s, "celery_queue_length", queue="cpu") == 0
+            and s
+        ),
         what="the three tasks to run",
     )
-    assert value(ran, "celery_queue_length", queue="cpu") == 0
     assert ("celery_queue_oldest_message_age_seconds", (("queue", "cpu"),)) not in ran  # empty: no age
     assert value(ran, "celery_task_received_total", task="tests.build_delivery") == 3
     assert value(ran, "celery_task_runtime_seconds_count", task="tests.build_delivery") == 3
@@ -130,7 +137,10 @@ def test_a_runs_outcome_and_runtime_are_written_and_read_in_one_transaction(clie
         seen: list[str] = []
         while not seen or seen[-1] != f"GET {END_MARKER}":
             assert time.monotonic() < deadline, f"MONITOR did not show the end marker in 10 s; saw {seen[-40:]}"
-            entry = monitor.next_command()
+            try:
+                entry = monitor.next_command()
+            except redis.TimeoutError:
+                raise AssertionError(f"MONITOR showed no command for 5 s; saw {seen[-40:]}") from None
             words = entry["command"].split(" ")
             words[0] = words[0].upper()
             seen.append(" ".join(words))
@@ -182,3 +192,45 @@ def test_seconds_since_beats_tick(client, settings, tmp_path):
         assert value(scrape(client), "celery_beat_seconds_since_tick") >= first + 1  # stale without a tick
     finally:
         scheduler.close()
+
+
+def test_a_presence_refresh_under_way_when_the_worker_stops_does_not_bring_its_key_back(redis_url, monkeypatch):
+    client = redis.Redis.from_url(redis_url)
+    in_refresh, finish_refresh = threading.Event(), threading.Event()
+
+    class HeldPipeline:
+        """The refresh's pipeline, held inside execute() until the test lets it go."""
+
+        def __init__(self, pipe):
+            self.pipe = pipe
+
+        def set(self, *args, **kwargs):
+            return self.pipe.set(*args, **kwargs)
+
+        def execute(self):
+            in_refresh.set()
+            assert finish_refresh.wait(10), "the test never let the refresh finish"
+            return self.pipe.execute()
+
+    class Client:
+        def pipeline(self, **kwargs):
+            return HeldPipeline(client.pipeline(**kwargs))
+
+        def delete(self, *keys):
+            return client.delete(*keys)
+
+    monkeypatch.setattr(metrics, "redis", Client)
+    presence = metrics.WorkerPresence(parent=None)
+    presence.keys = [metrics.WORKER_KEY.format(queue="default", hostname="stopping@tests")]
+    refresh = threading.Thread(target=presence.refresh)
+    refresh.start()
+    assert in_refresh.wait(10), "the refresh never reached Redis"
+    stop = threading.Thread(target=presence.stop, args=(None,))
+    stop.start()
+    stop.join(1.0)  # unprotected, stop would have deleted the key by now, before the refresh writes it again
+    assert stop.is_alive(), "stop did not wait for the refresh under way"
+    finish_refresh.set()
+    refresh.join(10)
+    stop.join(10)
+    assert not stop.is_alive()
+    assert client.exists(*presence.keys) == 0

@@ -232,6 +232,9 @@ class WorkerPresence(bootsteps.StartStopStep):
     def __init__(self, parent, **kwargs):
         super().__init__(parent, **kwargs)
         self.stopped = threading.Event()
+        # Held by a refresh and by stop: a refresh under way when the worker stops cannot write the keys again
+        # after stop deleted them (they would then say the worker consumes for another 30 s).
+        self.writing = threading.Lock()
         self.keys: list[str] = []
 
     def start(self, c):
@@ -242,25 +245,29 @@ class WorkerPresence(bootsteps.StartStopStep):
         threading.Thread(target=self.refresh_until_stopped, daemon=True).start()
 
     def refresh(self) -> None:
-        try:
-            pipe = redis().pipeline(transaction=False)
-            for key in self.keys:
-                pipe.set(key, int(time.time()), ex=WORKER_PRESENCE_INTERVAL * 3)
-            pipe.execute()
-        except Exception as exc:
-            logger.warning("Could not record this worker's presence in Redis: %s", exc)
+        with self.writing:
+            if self.stopped.is_set():
+                return
+            try:
+                pipe = redis().pipeline(transaction=False)
+                for key in self.keys:
+                    pipe.set(key, int(time.time()), ex=WORKER_PRESENCE_INTERVAL * 3)
+                pipe.execute()
+            except Exception as exc:
+                logger.warning("Could not record this worker's presence in Redis: %s", exc)
 
     def refresh_until_stopped(self) -> None:
         while not self.stopped.wait(WORKER_PRESENCE_INTERVAL):
             self.refresh()
 
     def stop(self, c):
-        self.stopped.set()
-        try:
-            if self.keys:
-                redis().delete(*self.keys)
-        except Exception as exc:
-            logger.warning("Could not remove this worker's presence from Redis: %s", exc)
+        with self.writing:
+            self.stopped.set()
+            try:
+                if self.keys:
+                    redis().delete(*self.keys)
+            except Exception as exc:
+                logger.warning("Could not remove this worker's presence from Redis: %s", exc)
 
     shutdown = stop
 
