@@ -10,9 +10,13 @@ from django.core.mail.backends.locmem import EmailBackend
 
 class SlowLocmemEmailBackend(EmailBackend):
     """Like locmem (messages land in django.core.mail.outbox), but each send first waits
-    ``settings.TEST_EMAIL_DELAY`` seconds, as a slow or overloaded mail server would."""
+    ``settings.TEST_EMAIL_DELAY`` seconds, as a slow or overloaded mail server would. While it waits, the cache
+    key SENDING is set, so a test can act during a send."""
+
+    SENDING = "test-email-sending"
 
     def send_messages(self, messages):
+        cache.set(self.SENDING, True, timeout=60)
         time.sleep(getattr(settings, "TEST_EMAIL_DELAY", 0))
         return super().send_messages(messages)
 

@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.utils import timezone
 
 from {{ cookiecutter.project_slug }}.examples.notifications import services
 from {{ cookiecutter.project_slug }}.examples.notifications.models import WelcomeEmail
@@ -27,7 +28,8 @@ def test_a_failed_send_records_nothing_so_a_retry_sends_again(user, settings):
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1  # nothing listens: refused at once
     with pytest.raises(ConnectionRefusedError):
         services.send_welcome_email(user_id=user.pk)
-    assert not WelcomeEmail.objects.filter(user=user).exists()
+    # The claim is given back: a retry need not wait for it to expire.
+    assert WelcomeEmail.objects.filter(user=user).values_list("claimed_at", "sent_at").get() == (None, None)
 
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     assert services.send_welcome_email(user_id=user.pk) is True
@@ -46,3 +48,16 @@ def test_login_code_is_emailed_and_accepted_once(user):
 def test_an_expired_login_code_is_not_emailed(user):
     assert services.send_login_code(user_id=user.pk) is False
     assert mail.outbox == []
+
+
+def test_a_live_claim_of_another_run_is_retried_and_an_expired_one_taken_over(user):
+    claimed = timezone.now()
+    WelcomeEmail.objects.create(user=user, claimed_at=claimed)
+    with pytest.raises(services.WelcomeEmailInProgress) as in_progress:
+        services.send_welcome_email(user_id=user.pk)
+    assert 0 < in_progress.value.expires_in <= services.welcome_email_claim().total_seconds()
+    assert mail.outbox == []
+    # The run that claimed it died mid-send: once its claim is older than any send can take, the email is sent.
+    WelcomeEmail.objects.filter(user=user).update(claimed_at=claimed - services.welcome_email_claim())
+    assert services.send_welcome_email(user_id=user.pk) is True
+    assert [message.to for message in mail.outbox] == [["ada@example.com"]]

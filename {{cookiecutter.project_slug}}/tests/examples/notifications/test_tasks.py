@@ -1,17 +1,21 @@
 """Notification tasks through the broker and a real worker."""
 
 import logging
+import time
 import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
 from {{ cookiecutter.project_slug }}.examples.notifications import services
 from {{ cookiecutter.project_slug }}.examples.notifications.tasks import send_welcome_email
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
 from {{ cookiecutter.project_slug }}.taskqueue.sending import routed_queue
+from tests.support.mail import SlowLocmemEmailBackend
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("celery_workers")]
@@ -61,14 +65,31 @@ def test_a_mail_server_that_is_down_for_a_moment_is_retried_and_the_email_sent_o
 
 
 def test_two_concurrent_runs_send_one_email(user, task_events, settings):
-    # Each send takes a second, so the two runs overlap; the row lock (on SQLite, the
-    # IMMEDIATE transaction) makes the second wait, then see the record of the first.
+    # Each send takes a second, so the two runs overlap: the one that finds the other's claim is retried, and
+    # then finds the email sent.
     settings.EMAIL_BACKEND, settings.TEST_EMAIL_DELAY = SLOW_EMAIL, 1
     send_welcome_email.delay(user.pk)
     send_welcome_email.delay(user.pk)
     finished = task_events.wait_for("notifications.send_welcome_email", "succeeded", count=2)
-    started = task_events.of("notifications.send_welcome_email", "started")
-    assert max(event.at for event in started) < min(event.at for event in finished), "the runs did not overlap"
+    first_two = task_events.of("notifications.send_welcome_email", "started")[:2]
+    assert max(event.at for event in first_two) < min(event.at for event in finished), "the runs did not overlap"
+    assert len(sent_to(user.email)) == 1
+    for retry in task_events.of("notifications.send_welcome_email", "retried"):
+        assert isinstance(retry.detail.exc, services.WelcomeEmailInProgress), retry.detail
+
+
+def test_a_slow_mail_server_does_not_block_writes_to_the_user(user, task_events, settings):
+    # No lock is held while the mail server answers: the user can log in (a write to its row) meanwhile.
+    settings.EMAIL_BACKEND, settings.TEST_EMAIL_DELAY = SLOW_EMAIL, 3
+    send_welcome_email.delay(user.pk)
+    wait_until(lambda: cache.get(SlowLocmemEmailBackend.SENDING), what="the run to start sending")
+    started = time.monotonic()
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    took = time.monotonic() - started
+    assert took < 1.5, f"the write to the user waited {took:.1f} s for the send"
+    assert sent_to(user.email) == [], "the send ended before the write: nothing was proven"
+    task_events.wait_for("notifications.send_welcome_email", "succeeded")
     assert len(sent_to(user.email)) == 1
 
 

@@ -5,7 +5,7 @@ from {{ cookiecutter.project_slug }}.examples.notifications.models import Welcom
 
 @admin.register(WelcomeEmail)
 class WelcomeEmailAdmin(admin.ModelAdmin):
-    list_display = ["user", "sent_at"]
+    list_display = ["user", "claimed_at", "sent_at"]
     list_select_related = ["user"]
 
     def has_add_permission(self, request):

@@ -2,12 +2,14 @@
 
 import logging
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import transaction
+from django.utils import timezone
 
 from {{ cookiecutter.project_slug }}.examples.notifications.models import WelcomeEmail
 from {{ cookiecutter.project_slug }}.taskqueue.sending import send_task_by_name
@@ -25,28 +27,58 @@ def sign_up(*, username: str, email: str, password: str):
     return user
 
 
+class WelcomeEmailInProgress(Exception):
+    """Another run is sending this user's welcome email: retry once it has been sent or its claim expired."""
+
+    def __init__(self, user_id: int, expires_in: float):
+        super().__init__(user_id, expires_in)  # its args rebuild it: pickled into the retry and the result
+        self.user_id, self.expires_in = user_id, expires_in
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: another run is sending it; its claim expires in {self.expires_in:.0f} s"
+
+
+# How long a claim holds: past every bound on one send (EMAIL_TIMEOUT per socket operation, about six of them for
+# one message, as tasks.py's io_timeout says), so only a run that died mid-send loses its claim to another.
+def welcome_email_claim() -> timedelta:
+    return timedelta(seconds=6 * settings.EMAIL_TIMEOUT + 30)
+
+
 def send_welcome_email(*, user_id: int) -> bool:
     """Send the welcome email unless it was sent already; return whether this call sent it.
 
-    Safe to run twice, and twice at once: the record of the email is read and written under
-    the user's row lock, so a second run waits for the first and then sees the record. (SQLite
-    has no row locks; there `transaction_mode = IMMEDIATE`, set in settings, makes the
-    transaction itself wait.)
+    Safe to run twice, and twice at once, without holding a lock while the mail server answers: a short
+    transaction claims the email (the WelcomeEmail row, locked for that moment only), the email is sent outside
+    any transaction, and a second short one records it as sent. A run that finds a live claim raises
+    WelcomeEmailInProgress (tasks.py retries it: by then it was sent, or its run died and the claim expired).
+    A send that raises gives its claim back, so the retry sends again. (SQLite has no row locks; there
+    `transaction_mode = IMMEDIATE`, set in settings, makes each short transaction wait for the other.)
     """
+    user = get_user_model().objects.get(pk=user_id)
     with transaction.atomic():
-        user = get_user_model().objects.select_for_update().get(pk=user_id)
-        sent = WelcomeEmail.objects.filter(user=user).first()
-        if sent is not None:
-            logger.info("Welcome email for user %s already sent at %s", user_id, sent.sent_at)
+        record, _ = WelcomeEmail.objects.select_for_update().get_or_create(user=user)
+        if record.sent_at is not None:
+            logger.info("Welcome email for user %s already sent at %s", user_id, record.sent_at)
             return False
-        # If sending raises, the transaction rolls back, nothing is recorded and a retry sends again.
+        now = timezone.now()
+        if record.claimed_at is not None and now - record.claimed_at < welcome_email_claim():
+            expires_in = (record.claimed_at + welcome_email_claim() - now).total_seconds()
+            raise WelcomeEmailInProgress(user_id, expires_in)
+        record.claimed_at = now
+        record.save(update_fields=["claimed_at"])
+    try:
         send_mail(
             subject="Welcome!",
             message=f"Hello {user.get_username()}, your account is ready.",
             from_email=None,
             recipient_list=[user.email],
         )
-        WelcomeEmail.objects.create(user=user)
+    except BaseException:
+        WelcomeEmail.objects.filter(user=user, claimed_at=now).update(claimed_at=None)
+        raise
+    # A run that dies here, after the send, leaves a claim that expires: its retry sends the email a second time.
+    # Email is at-least-once; this narrows the window to the one write below.
+    WelcomeEmail.objects.filter(user=user).update(sent_at=timezone.now())
     return True
 
 

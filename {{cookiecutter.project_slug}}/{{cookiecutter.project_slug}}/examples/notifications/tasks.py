@@ -21,9 +21,14 @@ SMTP_RETRIES = {
 }
 
 
-@shared_task(name="notifications.send_welcome_email", retry_backoff_max=600, max_retries=8, **SMTP_RETRIES)
-def send_welcome_email(user_id: int) -> None:
-    services.send_welcome_email(user_id=user_id)
+@shared_task(name="notifications.send_welcome_email", bind=True, retry_backoff_max=600, max_retries=8, **SMTP_RETRIES)
+def send_welcome_email(self, user_id: int) -> None:
+    try:
+        services.send_welcome_email(user_id=user_id)
+    except services.WelcomeEmailInProgress as exc:
+        # Another run is sending it. Back off as the SMTP retries do, but never past the moment its claim
+        # expires: by then it has sent the email (the retry does nothing) or it died (the retry sends).
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, exc.expires_in)) from exc
 
 
 # The code expires within minutes: retry briefly, then give up.
