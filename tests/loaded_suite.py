@@ -11,6 +11,7 @@ a line per run gives its pytest summary and wall time, and the exit status is 1 
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,14 +36,21 @@ def bake(into: Path) -> Path:
 def run_suite(project: Path, log: Path) -> tuple[int, str, float]:
     started = time.monotonic()
     with log.open("w") as out:
-        code = subprocess.run(
+        # In a process group of its own: interrupted, the suite and every server and worker it started go too.
+        suite = subprocess.Popen(
             ["uv", "run", "pytest", "-p", "no:cacheprovider"],
             cwd=project,
             stdout=out,
             stderr=subprocess.STDOUT,
             env={key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")},
-            check=False,
-        ).returncode
+            start_new_session=True,
+        )
+        try:
+            code = suite.wait()
+        finally:
+            if suite.poll() is None:
+                os.killpg(suite.pid, signal.SIGKILL)
+                suite.wait()
     elapsed = time.monotonic() - started
     found = SUMMARY.findall(log.read_text())
     return code, (found[-1][0] if found else "no pytest summary"), elapsed
@@ -55,6 +63,8 @@ def main() -> int:
     parser.add_argument("--busy", type=int, default=os.cpu_count() or 2, help="busy loops (default: one per core)")
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "loaded-suite-logs")
     args = parser.parse_args()
+    # SIGTERM ends the series as Ctrl-C does: through the finally blocks that stop the loops and the suite.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     with tempfile.TemporaryDirectory(prefix="loaded-suite-") as scratch:
         project = args.project.resolve() if args.project else bake(Path(scratch))
