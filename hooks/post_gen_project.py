@@ -21,7 +21,12 @@ RESULT_BACKEND = "{{ cookiecutter.result_backend }}"
 # Files and folders that belong to one option, removed when the option is not chosen.
 OPTION_PATHS = {
     "examples": [f"{SLUG}/examples", "tests/examples"],
-    "flower": ["compose/start-flower", "compose/healthcheck-flower", "deploy/kubernetes/base/flower.yaml"],
+    "flower": [
+        "compose/start-flower",
+        "compose/healthcheck-flower",
+        "config/flower.py",
+        "deploy/kubernetes/base/flower.yaml",
+    ],
     "github": [".github"],
     "gitlab": [".gitlab-ci.yml", "renovate.json"],
     "kubernetes": ["deploy", "docs/deploy-kubernetes.md", "tests/test_kubernetes_manifests.py"],

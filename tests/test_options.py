@@ -42,6 +42,7 @@ def test_flower_option_adds_or_removes_flower(bake):
     assert "flower" in dependencies(with_flower)
     assert "FLOWER_PASSWORD" in (with_flower / ".envs/.production/.django").read_text()
     assert "flower" not in (without / "Procfile").read_text()
+    assert not (without / "config" / "flower.py").exists()
     assert "flower" not in dependencies(without)
     assert "FLOWER" not in (without / ".envs/.production/.django").read_text()
 

@@ -85,6 +85,17 @@ def wait_until(condition: Callable[[], object], timeout: float, message: Callabl
     raise AssertionError(message())
 
 
+def group_cmdlines(pgid: int) -> list[str]:
+    """The command lines of every process in a process group (a start script's own group), as ps shows them."""
+    cmdlines = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # Fields after the parenthesised name: state, ppid, pgrp.
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgid:
+                cmdlines.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    return cmdlines
+
+
 class ScriptProcess:
     """One compose/ script run as a container runs it: its own process group, output to a file."""
 
@@ -442,6 +453,25 @@ def test_flower_answers_401_without_credentials_and_200_with_them(deployment):
     request = urllib.request.Request(url, headers={"Authorization": f"Basic {credentials.decode()}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
+    # The password is in no command line of the process tree the start script made (ps shows those to anyone).
+    cmdlines = group_cmdlines(deployment.processes["flower"].process.pid)
+    assert any(" flower " in cmdline for cmdline in cmdlines), cmdlines
+    assert not [cmdline for cmdline in cmdlines if deployment.env["FLOWER_PASSWORD"] in cmdline]
+
+
+def test_flower_without_its_password_stops_at_once_saying_so(deployment):
+    env = {key: value for key, value in deployment.env.items() if key != "FLOWER_PASSWORD"}
+    started = subprocess.run(
+        ["compose/start-flower"],
+        cwd=deployment.project,
+        env={**env, "FLOWER_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode != 0
+    assert "Flower does not start without a password: set FLOWER_PASSWORD" in started.stderr, started.stderr
 
 
 @pytest.mark.parametrize("name", ["worker", "worker-io", "worker-cpu", "beat", "flower"])
