@@ -81,6 +81,20 @@ def test_check_deploy_passes_with_production_settings(project, template_venv):
     assert "System check identified no issues" in result.stdout
 
 
+def test_hsts_preload_is_off_until_chosen(project, template_venv):
+    """Preloading binds every subdomain to HTTPS for months: production leaves it to the team (docs/decisions.md)."""
+    show = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SECURE_HSTS_PRELOAD, s.SILENCED_SYSTEM_CHECKS)"
+    )
+    env = read_env_file(project / ".envs/.production/.django")
+    default = run_in(project, "python", "-c", show, venv=template_venv, env=env)
+    assert default.stdout.splitlines()[-1] == "False ['security.W021']"
+    env["DJANGO_SECURE_HSTS_PRELOAD"] = "True"
+    chosen = run_in(project, "python", "-c", show, venv=template_venv, env=env)
+    assert chosen.stdout.splitlines()[-1] == "True []"
+
+
 def test_migrations_are_complete(project, template_venv):
     run_in(project, "python", "manage.py", "makemigrations", "--check", "--dry-run", venv=template_venv)
 
