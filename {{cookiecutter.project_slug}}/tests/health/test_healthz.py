@@ -77,3 +77,16 @@ def test_healthz_says_ok_when_the_broker_has_room_under_its_maxmemory(client, br
     assert body["status"] == "ok"
     assert body["redis_memory"]["state"] == "ok"
     assert body["redis_memory"]["used_ratio"] < 0.5
+
+
+@pytest.mark.django_db
+def test_healthz_gives_the_memory_figures_only_to_a_caller_with_the_metrics_token(client, settings, broker_maxmemory):
+    settings.METRICS_TOKEN = "s3cret"  # noqa: S105
+    broker_maxmemory(broker_redis.client().info("memory")["used_memory"] * 4)
+    anonymous = client.get(reverse("healthz"))
+    assert anonymous.status_code == 200
+    assert anonymous.json()["redis_memory"] == {"state": "ok"}  # what a probe needs; no bytes, no limit
+    wrong = client.get(reverse("healthz"), HTTP_AUTHORIZATION="Bearer wrong").json()
+    assert wrong["redis_memory"] == {"state": "ok"}
+    bearer = client.get(reverse("healthz"), HTTP_AUTHORIZATION="Bearer s3cret").json()
+    assert set(bearer["redis_memory"]) == {"state", "used_bytes", "maxmemory_bytes", "used_ratio"}

@@ -8,6 +8,7 @@ from django_redis import get_redis_connection
 from redis.exceptions import NoPermissionError
 
 from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
+from {{ cookiecutter.project_slug }}.taskqueue.views import bears_metrics_token
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,9 @@ def healthz(request):
     200 when the database, the broker's Redis and the cache's Redis answer, 503 (with the failing part named)
     otherwise. A broker near its maxmemory answers 200 with status "degraded": restarting web would not
     free Redis memory, but someone must look before noeviction starts refusing every new task.
+
+    Probes and uptime checks call it without credentials: they get the states. The memory figures (bytes used,
+    the limit) describe the deployment, so only a caller with the /metrics bearer token (METRICS_TOKEN) gets them.
     """
     checks = {}
     for name, probe in (("database", _database_ok), ("redis", _broker_ok), ("cache", _cache_ok)):
@@ -67,4 +71,8 @@ def healthz(request):
         if body["redis_memory"]["state"] == "near-limit":
             body["status"] = "degraded"
             logger.warning("The broker's Redis is near its maxmemory: %s", body["redis_memory"])
+        if not bears_metrics_token(request):
+            body["redis_memory"] = {
+                key: body["redis_memory"][key] for key in ("state", "reason") if key in body["redis_memory"]
+            }
     return JsonResponse(body, status=200 if healthy else 503)

@@ -15,15 +15,20 @@ from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
 
 
 @require_GET
+def bears_metrics_token(request) -> bool:
+    """True for ``Authorization: Bearer <METRICS_TOKEN>``, and for every request where no token is set (local)."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        return True
+    return hmac.compare_digest(request.headers.get("Authorization", "").encode(), f"Bearer {token}".encode())
+
+
 def metrics_view(request):
     """Prometheus text; with METRICS_TOKEN set, only for ``Authorization: Bearer <token>``."""
-    token = settings.METRICS_TOKEN
-    if token:
-        supplied = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(supplied.encode(), f"Bearer {token}".encode()):
-            response = HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
-            response["WWW-Authenticate"] = "Bearer"
-            return response
+    if not bears_metrics_token(request):
+        response = HttpResponse("A bearer token is required.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
     # A registry per scrape holding only the collector: every value is read from Redis and the database now,
     # so no process keeps metric state and gunicorn needs no prometheus multiprocess directory.
     registry = CollectorRegistry(auto_describe=False)
