@@ -49,6 +49,23 @@ def test_generated_ci_parses_and_runs_the_readme_test_command(bake, ci_tool):
     assert "uv run pytest" in run_lines
     assert any("check --deploy" in line for line in run_lines)
     assert any("makemigrations --check" in line for line in run_lines)
+    assert "uv run deptry ." in run_lines
+    # Every install is exactly uv.lock, and the production image is built from the commit.
+    text = path.read_text()
+    assert re.findall(r"uv sync\b[^\n]*", text), "no job installs the project"
+    assert all("--locked" in line for line in re.findall(r"uv sync\b[^\n]*", text))
+    assert "docker build --target runtime" in text
+
+
+@pytest.mark.parametrize("ci_tool", ["github", "gitlab"])
+def test_one_postgresql_major_version_in_compose_and_ci(bake, ci_tool):
+    project = bake(ci_tool=ci_tool)
+    files = ["docker-compose.yml", "docker-compose.production.yml"]
+    files.append(".github/workflows/ci.yml" if ci_tool == "github" else ".gitlab-ci.yml")
+    image = re.compile(r"\bimage: postgres:(\d+)|^\s+- postgres:(\d+)$", re.MULTILINE)  # a job's image or service
+    versions = {name: {"".join(match) for match in image.findall((project / name).read_text())} for name in files}
+    assert all(versions.values()), versions
+    assert len(set().union(*versions.values())) == 1, versions
 
 
 def test_pre_commit_runs_ruff_django_upgrade_and_hygiene_hooks(bake):

@@ -67,6 +67,10 @@ def test_ruff_check_and_format_pass(project, template_venv):
     run_in(project, "ruff", "format", "--check", ".", venv=template_venv)
 
 
+def test_deptry_finds_every_import_declared_and_every_dependency_used(project, template_venv):
+    run_in(project, "deptry", ".", venv=template_venv)
+
+
 def test_manage_py_check_passes_with_local_settings(project, template_venv):
     run_in(project, "python", "manage.py", "check", "--fail-level", "WARNING", venv=template_venv)
 
