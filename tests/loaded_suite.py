@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().parent.parent
+ISOLATED = ("REDIS_URL", "DATABASE_URL", "VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE")
 SUMMARY = re.compile(r"^=+ (?P<summary>.*\d+ (passed|failed|error).*) in [\d.]+s", re.MULTILINE)
 
 
@@ -42,7 +43,8 @@ def run_suite(project: Path, log: Path) -> tuple[int, str, float]:
             cwd=project,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "DATABASE_URL")},
+            # The suite starts its own Redis, uses SQLite, and runs in the bake's virtualenv, not this one's.
+            env={key: value for key, value in os.environ.items() if key not in ISOLATED},
             start_new_session=True,
         )
         try:
