@@ -54,7 +54,7 @@ EVENTS = ("received", "succeeded", "failed", "retried", "dead_lettered")
 # Seconds; no-op tasks take microseconds, report builds tens of seconds.
 RUNTIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WORKER_PRESENCE_INTERVAL = 10  # seconds between refreshes; the key lives three times as long
-FAILURES_REMEMBERED = 1000  # deliveries whose failure was counted, so that a second report of one is not
+FAILURES_REMEMBERED = 1000  # deliveries whose failure was counted: a second report of one is not counted again
 
 
 def redis():
