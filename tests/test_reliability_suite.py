@@ -71,5 +71,5 @@ def test_generated_ci_runs_the_reliability_suite_with_a_redis_server_of_its_own(
     gitlab = yaml.safe_load((bake(ci_tool="gitlab") / ".gitlab-ci.yml").read_text())["reliability"]
     assert "uv run pytest -m reliability" in gitlab["script"]
     assert any("redis-server" in command for command in gitlab["before_script"])
-    assert gitlab["services"] == ["postgres:16"]
+    assert gitlab["services"] == ["postgres:15"]
     assert gitlab["variables"]["REDIS_URL"] == ""
