@@ -13,9 +13,11 @@ import yaml
 from {{ cookiecutter.project_slug }}.taskqueue.process_definitions import (
     COMPOSE_FILES,
     RELOADER,
+    command_environment,
     compose_processes,
     procfile_commands,
     script_command,
+    worker_queues,
 )
 from tools.procfile import PROCFILE, PROJECT_DIR
 
@@ -73,3 +75,18 @@ def test_worker_health_checks_ping_the_node_their_command_names(compose_file):
 def test_no_process_runs_beat_inside_a_worker():
     for command in procfile_commands(PROCFILE).values():
         assert not re.search(r"\s(-B|--beat)(\s|$)", f" {command} "), command
+
+
+def test_a_leading_env_sets_variables_and_names_the_program():
+    environment, argv = command_environment("env REMAP_SIGTERM=SIGQUIT A_B=1 celery -A config.celery_app worker -Q io")
+    assert environment == {"REMAP_SIGTERM": "SIGQUIT", "A_B": "1"}
+    assert argv[:2] == ["celery", "-A"]
+    assert worker_queues("env REMAP_SIGTERM=SIGQUIT celery -A config.celery_app worker -Q io", {"default"}) == {"io"}
+
+
+def test_every_threads_worker_turns_sigterm_into_the_soft_shutdown():
+    # No time limit stops a thread: without the remap a hung call would hold the warm shutdown until SIGKILL.
+    threads = [command for command in procfile_commands(PROCFILE).values() if " -P threads " in f" {command} "]
+    assert threads
+    for command in threads:
+        assert command_environment(command)[0].get("REMAP_SIGTERM") == "SIGQUIT", command

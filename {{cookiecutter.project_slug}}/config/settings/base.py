@@ -255,10 +255,13 @@ CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 # Soft shutdown (Celery 5.5+) runs when a worker goes cold: on SIGQUIT, or on SIGTERM where REMAP_SIGTERM=SIGQUIT,
-# as compose/start-worker-io sets for the io worker, whose threads no time limit can stop. For this many seconds
-# the running tasks may still finish; then the rest are cancelled, their messages go back to the queue unacked,
-# and the worker exits: its grace period in compose and Kubernetes covers this plus a margin (check celery.E010).
-CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=20)
+# as the io worker has (compose/start-worker-io, Procfile), whose threads no time limit can stop. For this many
+# seconds the running tasks may still finish; then the rest are cancelled, their messages go back to the queue
+# unacked, and the worker exits. 65 s covers the longest io_timeout of the io queue's tasks (60 s: an email, six
+# EMAIL_TIMEOUTs), so a deploy does not cut them off (check celery.E012); the worker's grace period in compose and
+# Kubernetes covers the window plus a margin (check celery.E010). Celery waits the whole window whenever a task
+# runs, even one that ends sooner: a deploy of the io worker takes that long.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=65)
 # An idle worker has nothing to wait for: it exits at once (messages it holds for a countdown are requeued anyway).
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = False
 

@@ -224,13 +224,45 @@ def test_the_io_workers_grace_period_must_cover_the_soft_shutdown_window(setting
     (message,) = checks.check_worker_grace_period()
     assert message.id == "celery.E010"
     assert "'worker-io' in docker-compose.production.yml is killed 25 s after SIGTERM" in message.msg
-    assert "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 20 s + 10 s margin" in message.msg
+    assert "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 65 s + 10 s margin" in message.msg
 
 
-def test_a_prefork_workers_grace_period_must_cover_the_hard_time_limit_and_the_soft_window(celery_conf):
-    # Warm shutdown: the running tasks finish within the hard limit, then a cold one: 390 s < 20 + 370 + 10.
-    celery_conf(task_time_limit=370)
+def test_a_prefork_workers_grace_period_must_cover_the_hard_time_limit(celery_conf):
+    # Warm shutdown: the running tasks finish within the hard limit: 390 s < 385 + 10.
+    celery_conf(task_time_limit=385)
     messages = checks.check_worker_grace_period()
-    assert {message.msg.split("'")[1] for message in messages} == {"worker", "worker-cpu"}
-    expected = "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 20 s + CELERY_TASK_TIME_LIMIT 370 s + 10 s margin"
-    assert all(expected in message.msg for message in messages)
+    names = {message.msg.split("'")[1] for message in messages}
+    assert "worker-cpu" in names
+    assert "worker-io" not in names
+    assert all("CELERY_TASK_TIME_LIMIT 385 s + 10 s margin" in message.msg for message in messages)
+
+
+def test_a_tasks_own_longer_time_limit_counts_for_the_worker_of_its_queue(monkeypatch):
+    # tests.add runs on the default queue: only that queue's workers need the longer grace period.
+    monkeypatch.setattr(add, "time_limit", 5000)
+    messages = checks.check_worker_grace_period()
+    assert messages
+    assert {message.msg.split("'")[1] for message in messages} == {"worker"}
+    assert all("task tests.add's time_limit 5000 s + 10 s margin" in message.msg for message in messages)
+
+
+def test_the_soft_shutdown_window_covers_every_io_timeout_by_default():
+    assert checks.check_soft_shutdown_covers_io_timeouts() == []
+
+
+def test_an_io_timeout_longer_than_the_soft_shutdown_window_is_an_error(monkeypatch):
+    # The io worker's SIGTERM is a soft shutdown: a run longer than the window is cut off at every deploy.
+    monkeypatch.setattr(fetch_delivery, "io_timeout", 100)
+    (message,) = checks.check_soft_shutdown_covers_io_timeouts()
+    assert message.id == "celery.E012"
+    assert "A run of task tests.fetch_delivery's io_timeout (100 s) on queue 'io'" in message.msg
+    assert "(CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 65 s)" in message.msg
+    assert "'worker-io' in Procfile (-P threads)" in message.msg
+
+
+def test_a_soft_shutdown_window_shorter_than_an_io_tasks_io_timeout_is_an_error(celery_conf, monkeypatch):
+    monkeypatch.setattr(fetch_delivery, "io_timeout", 30)
+    celery_conf(worker_soft_shutdown_timeout=20)
+    messages = checks.check_soft_shutdown_covers_io_timeouts()
+    assert _ids(messages) == ["celery.E012"]
+    assert "(CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT 20 s)" in messages[0].msg

@@ -259,23 +259,44 @@ def _queues_without_a_worker(found: dict[str, list]) -> list[Error]:
 SHUTDOWN_MARGIN = 10.0
 
 
-def shutdown_window(command: str) -> tuple[float, str]:
+def longest_run(queues: set[str], enforced: bool) -> tuple[float, str]:
+    """The longest one run of a task on these queues can last, with where that bound is set.
+
+    ``enforced``: the worker's pool kills a run at its hard time limit (prefork), so the longest limit of
+    CELERY_TASK_TIME_LIMIT and the queues' tasks' own ``time_limit``; otherwise (threads) nothing kills a run
+    and the queues' tasks' ``io_timeout`` bound it (celery.E011 requires one).
+    """
+    if enforced:
+        longest, origin = float(celery_app.conf.task_time_limit or 0), "CELERY_TASK_TIME_LIMIT"
+    else:
+        longest, origin = 0.0, "no io_timeout"
+    for name, task in project_tasks().items():
+        if task_queue(task) not in queues:
+            continue
+        bound = task.time_limit if enforced else getattr(task, "io_timeout", None)
+        if bound is not None and bound > longest:
+            longest, origin = float(bound), f"task {name}'s {'time_limit' if enforced else 'io_timeout'}"
+    return longest, origin
+
+
+def shutdown_window(command: str, queues: set[str] | None = None) -> tuple[float, str]:
     """Seconds a worker may need between SIGTERM and its exit, with the settings it comes from.
 
-    A prefork worker shuts down warm: its running tasks finish, each within the hard time limit (a task
-    with its own longer time_limit needs a longer grace on the worker that runs it: the Kubernetes
-    Deployment of the default queue does so for the examples); a SIGQUIT during that wait turns it cold,
-    which adds the soft-shutdown window: hard limit + soft window. A threads worker, which no time limit
-    can stop, gets SIGTERM remapped to the cold shutdown (compose/start-worker-io): the soft window, then
-    it exits. Either way plus SHUTDOWN_MARGIN.
+    A prefork worker shuts down warm: its running tasks finish, each within its hard time limit, so the
+    longest limit among the tasks of the queues it consumes. A threads worker, which no time limit can
+    stop, gets SIGTERM remapped to the cold shutdown (compose/start-worker-io): the soft-shutdown window,
+    then it exits (celery.E012 holds that window above the queue's longest io_timeout). Either way plus
+    SHUTDOWN_MARGIN. Neither Docker nor Kubernetes sends the SIGQUIT that would turn a prefork worker's
+    warm shutdown cold, so the soft window does not count there.
     """
-    soft = float(celery_app.conf.get("worker_soft_shutdown_timeout") or 0)
-    window = f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s"
+    if queues is None:
+        queues = process_definitions.worker_queues(command, set(routed_queues())) or set()
     margin = f" + {SHUTDOWN_MARGIN:g} s margin"
     if worker_pool(command) in POOLS_WITHOUT_TIME_LIMITS:
-        return soft + SHUTDOWN_MARGIN, f"{window}{margin}"
-    hard = float(celery_app.conf.task_time_limit or 0)
-    return soft + hard + SHUTDOWN_MARGIN, f"{window} + CELERY_TASK_TIME_LIMIT {hard:g} s{margin}"
+        soft = float(celery_app.conf.get("worker_soft_shutdown_timeout") or 0)
+        return soft + SHUTDOWN_MARGIN, f"CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s{margin}"
+    longest, origin = longest_run(queues, enforced=True)
+    return longest + SHUTDOWN_MARGIN, f"{origin} {longest:g} s{margin}"
 
 
 @register(Tags.compatibility)
@@ -290,7 +311,7 @@ def check_worker_grace_period(app_configs=None, **kwargs):
         for process in processes:
             if process.name not in workers or process.grace_seconds is None:
                 continue
-            needed, origin = shutdown_window(process.command)
+            needed, origin = shutdown_window(process.command, workers[process.name])
             if process.grace_seconds < needed:
                 errors.append(
                     Error(
@@ -302,6 +323,27 @@ def check_worker_grace_period(app_configs=None, **kwargs):
                         id="celery.E010",
                     )
                 )
+    return errors
+
+
+@register(Tags.compatibility)
+def check_soft_shutdown_covers_io_timeouts(app_configs=None, **kwargs):
+    """A threads worker stops after the soft-shutdown window: a longer io task is cut off at every deploy."""
+    soft = float(celery_app.conf.get("worker_soft_shutdown_timeout") or 0)
+    errors = []
+    for queue, worker in sorted(unenforcing_queues().items()):
+        longest, origin = longest_run({queue}, enforced=False)
+        if longest > soft:
+            errors.append(
+                Error(
+                    f"A run of {origin} ({longest:g} s) on queue {queue!r} outlasts the soft-shutdown window "
+                    f"(CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT {soft:g} s) of its worker {worker}: every deploy and "
+                    "scale-down cuts such a run off, returns its message to the queue and runs it again.",
+                    hint=f"Raise CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT to at least {longest:g} s (and the worker's "
+                    "grace period with it, celery.E010), or lower the task's io_timeout.",
+                    id="celery.E012",
+                )
+            )
     return errors
 
 

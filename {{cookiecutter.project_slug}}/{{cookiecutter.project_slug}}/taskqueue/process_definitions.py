@@ -24,6 +24,7 @@ COMPOSE_DEFAULT_GRACE = 10.0
 KUBERNETES_DEFAULT_GRACE = 30.0
 DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
 DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 @dataclass(frozen=True)
@@ -123,9 +124,21 @@ def kubernetes_definitions(base_dir: Path) -> dict[str, list[Process]]:
     return {KUBERNETES_DIR: kubernetes_processes(base_dir)}
 
 
+def command_environment(command: str) -> tuple[dict[str, str], list[str]]:
+    """The variables a command line sets with a leading ``env NAME=value ...``, and the program's argv after them."""
+    argv = shlex.split(command)
+    environment: dict[str, str] = {}
+    if argv[:1] == ["env"]:
+        argv = argv[1:]
+        while argv and ENV_ASSIGNMENT.match(argv[0]):
+            name, _, value = argv.pop(0).partition("=")
+            environment[name] = value
+    return environment, argv
+
+
 def worker_queues(command: str, declared: set[str]) -> set[str] | None:
     """The queues a ``celery worker`` command consumes (every declared one without -Q); None if not a worker."""
-    argv = shlex.split(command)
+    _, argv = command_environment(command)
     if not argv or "celery" not in Path(argv[0]).name or "worker" not in argv:
         return None
     queues = None
