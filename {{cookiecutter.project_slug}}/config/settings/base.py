@@ -30,6 +30,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # begins, so concurrent tasks wait their turn (for up to `timeout` s) instead of racing.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The connections the processes may hold at once, all together. Unset: the server's max_connections less its
+# reserved ones, which `manage.py celery_doctor` reads and compares with every process definition's worst case.
+# Behind a pooler (PgBouncer), set it to what the pooler accepts (max_client_conn).
+DATABASE_CONNECTION_LIMIT = env.int("DATABASE_CONNECTION_LIMIT", default=0)
 
 # URLS
 # ------------------------------------------------------------------------------
@@ -123,6 +127,9 @@ X_FRAME_OPTIONS = "DENY"
 # ------------------------------------------------------------------------------
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 EMAIL_TIMEOUT = 10
+# The longest one message can take to send: EMAIL_TIMEOUT per socket operation, and a message is about six of them
+# (connect, EHLO, STARTTLS, AUTH, MAIL/RCPT, DATA). The io_timeout of the tasks that send email.
+EMAIL_SEND_TIMEOUT = 6 * EMAIL_TIMEOUT
 DEFAULT_FROM_EMAIL = env(
     "DJANGO_DEFAULT_FROM_EMAIL",
     default="{{ cookiecutter.project_name }} <noreply@{{ cookiecutter.domain_name }}>",
@@ -257,8 +264,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 # Soft shutdown (Celery 5.5+) runs when a worker goes cold: on SIGQUIT, or on SIGTERM where REMAP_SIGTERM=SIGQUIT,
 # as the io worker has (compose/start-worker-io, Procfile), whose threads no time limit can stop. For this many
 # seconds the running tasks may still finish; then the rest are cancelled, their messages go back to the queue
-# unacked, and the worker exits. 65 s covers the longest io_timeout of the io queue's tasks (60 s: an email, six
-# EMAIL_TIMEOUTs), so a deploy does not cut them off (check celery.E012); the worker's grace period in compose and
+# unacked, and the worker exits. 65 s covers the longest io_timeout of the io queue's tasks (60 s: an email,
+# EMAIL_SEND_TIMEOUT), so a deploy does not cut them off (check celery.E012); the worker's grace period in compose and
 # Kubernetes covers the window plus a margin (check celery.E010). Celery waits the whole window whenever a task
 # runs, even one that ends sooner: a deploy of the io worker takes that long.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=65)

@@ -13,9 +13,8 @@ from django.core.mail import mail_admins
     retry_backoff_max=600,
     retry_jitter=True,
     max_retries=5,
-    # On the io queue, whose threads no time limit stops (check celery.E011): EMAIL_TIMEOUT per socket
-    # operation, about six operations per message.
-    io_timeout=6 * settings.EMAIL_TIMEOUT,
+    # On the io queue, whose threads no time limit stops (check celery.E011): what bounds one send.
+    io_timeout=settings.EMAIL_SEND_TIMEOUT,
 )
 def send_to_admins(subject: str, message: str, html_message: str | None = None) -> None:
     """Send an error report enqueued by EnqueuingAdminEmailHandler, off the request that failed."""

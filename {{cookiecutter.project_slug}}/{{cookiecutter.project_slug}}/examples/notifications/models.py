@@ -6,7 +6,7 @@ class WelcomeEmail(models.Model):
     """A user's welcome email: claimed by the run sending it, then recorded as sent (what makes it idempotent).
 
     The claim replaces a row lock held across the send: the lock would block every write to the user for as long
-    as a slow mail server takes. A claim older than the send's bound (services.WELCOME_EMAIL_CLAIM) belongs to a
+    as a slow mail server takes. A claim older than the send's bound (services.welcome_email_claim()) belongs to a
     run that died mid-send, and the next run takes it over.
     """
 

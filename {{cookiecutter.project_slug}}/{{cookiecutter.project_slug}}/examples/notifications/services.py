@@ -38,10 +38,10 @@ class WelcomeEmailInProgress(Exception):
         return f"user {self.user_id}: another run is sending it; its claim expires in {self.expires_in:.0f} s"
 
 
-# How long a claim holds: past every bound on one send (EMAIL_TIMEOUT per socket operation, about six of them for
-# one message, as tasks.py's io_timeout says), so only a run that died mid-send loses its claim to another.
+# How long a claim holds: past the bound on one send (EMAIL_SEND_TIMEOUT, the task's io_timeout too), so only a run
+# that died mid-send loses its claim to another.
 def welcome_email_claim() -> timedelta:
-    return timedelta(seconds=6 * settings.EMAIL_TIMEOUT + 30)
+    return timedelta(seconds=settings.EMAIL_SEND_TIMEOUT + 30)
 
 
 def send_welcome_email(*, user_id: int) -> bool:

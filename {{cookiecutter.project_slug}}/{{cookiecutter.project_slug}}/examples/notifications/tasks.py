@@ -15,9 +15,8 @@ SMTP_RETRIES = {
     "autoretry_for": SMTP_ERRORS,
     "retry_backoff": True,
     "retry_jitter": True,
-    # What bounds a send on the io queue, whose threads no time limit stops (check celery.E011): EMAIL_TIMEOUT
-    # per socket operation, and one message is about six of them (connect, EHLO, STARTTLS, AUTH, MAIL/RCPT, DATA).
-    "io_timeout": 6 * settings.EMAIL_TIMEOUT,
+    # What bounds a send on the io queue, whose threads no time limit stops (check celery.E011).
+    "io_timeout": settings.EMAIL_SEND_TIMEOUT,
 }
 
 
