@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -90,9 +91,9 @@ def _postgres_bin() -> Path:
     return candidates[0].resolve().parent
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL on a free loopback port in a temp dir; stopped afterwards."""
+@contextlib.contextmanager
+def running_postgres(*server_options: str) -> Iterator[str]:
+    """A real PostgreSQL on a free loopback port in a temp dir, with extra server options (``-c name=value``)."""
     bindir = _postgres_bin()
     data = Path(tempfile.mkdtemp(prefix="pg-template-test-"))
     port = free_port()
@@ -110,19 +111,23 @@ def postgres_url() -> Iterator[str]:
          "--pwfile", str(password_file), "--no-sync"],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    subprocess.run(
-        [*as_owner, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w", "-t", "60",
-         "-o", f"-h 127.0.0.1 -p {port} -k {data} -F", "start"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    url = f"postgres://postgres:template-tests@127.0.0.1:{port}/postgres"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
+    options = " ".join((f"-h 127.0.0.1 -p {port} -k {data} -F", *server_options))
     try:
+        subprocess.run(
+            [*as_owner, str(bindir / "pg_ctl"), "-D", str(data / "db"), "-l", str(data / "log"), "-w", "-t", "60",
+             "-o", options, "start"],
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        url = f"postgres://postgres:template-tests@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                log = (data / "log").read_text(errors="replace")[-2000:] if (data / "log").exists() else ""
+                pytest.fail(f"PostgreSQL did not accept connections on port {port} within 30 s:\n{log}")
+            time.sleep(0.1)
         yield url
     finally:
         subprocess.run(
@@ -130,3 +135,10 @@ def postgres_url() -> Iterator[str]:
             check=False, capture_output=True, timeout=120,
         )  # fmt: skip
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL on a free loopback port in a temp dir; stopped afterwards."""
+    with running_postgres() as url:
+        yield url

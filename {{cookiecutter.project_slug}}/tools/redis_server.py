@@ -48,10 +48,11 @@ class Tls:
 class RedisServer:
     """Run redis-server with the persistence settings the compose files use (AOF, noeviction).
 
-    ``acl_user`` makes it a managed-Redis shape (one ACL user, default user off); ``tls`` serves rediss:// only.
+    ``acl_user`` makes it a managed-Redis shape (one ACL user, default user off); ``tls`` serves rediss:// only;
+    ``config`` overrides those settings (e.g. ``("--maxmemory-policy", "allkeys-lru")``): the last value wins.
     """
 
-    def __init__(self, acl_user: AclUser | None = None, tls: Tls | None = None):
+    def __init__(self, acl_user: AclUser | None = None, tls: Tls | None = None, config: tuple[str, ...] = ()):
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError(INSTALL_HINT)
@@ -61,6 +62,7 @@ class RedisServer:
         self.process: subprocess.Popen | None = None
         self.acl_user = acl_user
         self.tls = tls
+        self.config = config
 
     @property
     def url(self) -> str:
@@ -102,6 +104,7 @@ class RedisServer:
                 "--appendfsync", "everysec",
                 "--maxmemory-policy", "noeviction",
                 "--save", "",
+                *self.config,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
