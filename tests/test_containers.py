@@ -11,7 +11,8 @@ restarts its workers (compose/local/reload.py), whose new task then runs.
 On the default bake's production stack, delivery across container deaths, counted in the database with the
 generated project's own reliability ledger (tests/reliability/, mounted into the containers by an override file
 written here, never shipped): SIGKILL of a worker container's main process mid-task, a `stop` (SIGTERM) with tasks
-in flight, and a Redis restart with 500 tasks queued.
+in flight, and a Redis restart with 500 tasks queued. Then a worker whose event loop stops: its watchdog ends it
+and the restart policy brings a fresh container (the time to restart is reported).
 
 The engine and the base images come from tests/docker_engine.py; the figures are reported as ContainerReport
 warnings (visible in pytest's summary, also under xdist).
@@ -61,6 +62,8 @@ SHORT_TIMEOUTS = {
     "CELERY_TASK_SOFT_TIME_LIMIT": "20",
     "TASK_MAX_COUNTDOWN": "1",
 }
+# The watchdog's bound in the stuck-worker scenario (production's default is 120 s).
+STUCK_AFTER = 20
 # The SIGKILL scenario's task waits this long before its effect, well inside the soft limit: the kill must land
 # mid-task, after a few `docker exec` round trips of polling (a 4 s hold once finished first on a loaded machine).
 DOOMED_HOLD = 14
@@ -429,7 +432,11 @@ def _delivery_scenarios(stack: Stack) -> None:
     override = stack.project.path / "docker-compose.containers-test.yml"
     mount = {"volumes": ["./tests:/app/tests:ro"]}
     workers = {
-        "environment": {**SHORT_TIMEOUTS, "CELERY_WORKER_INCLUDE": "tests.reliability.tasks"},
+        "environment": {
+            **SHORT_TIMEOUTS,
+            "CELERY_WORKER_INCLUDE": "tests.reliability.tasks,tests.taskqueue.hang_control",
+            "WORKER_STUCK_AFTER": str(STUCK_AFTER),
+        },
         **mount,
     }
     override.write_text(
@@ -511,4 +518,31 @@ def _delivery_scenarios(stack: Stack) -> None:
              interval=3)  # fmt: skip
     sent, done, lost, duplicated, executions = figures("redis-container-restart", keys, "AOF, appendfsync everysec")
     assert (sent, done, lost, duplicated, executions) == (500, 500, 0, 0, 500)
+
+    # 4. The worker's event loop stops (a broadcast command that sleeps in it): plain Docker never restarts an
+    # unhealthy container, so the worker's own watchdog ends it and the restart policy starts a fresh one.
+    stack.wait_healthy(["worker"])
+    restarts = int(stack.inspect("worker", "{{.RestartCount}}"))
+    node = f"default@{stack.inspect('worker', '{{.Config.Hostname}}')}"
+    hung_at = time.monotonic()
+    stack.python(
+        "web",
+        f"""
+        from config.celery_app import app
+        app.control.broadcast("hang_event_loop", arguments={{"seconds": 600}}, destination=[{node!r}])
+        """,
+    )
+    wait_for(
+        "the stuck worker's container restarted",
+        lambda: int(stack.inspect("worker", "{{.RestartCount}}")) > restarts,
+        budget=STUCK_AFTER + 60,
+    )
+    restarted = time.monotonic() - hung_at
+    stack.wait_healthy(["worker"])
+    healthy = time.monotonic() - hung_at
+    assert "Worker loop has not advanced for" in stack.logs("worker")
+    report(
+        f"CONTAINERS stuck worker loop: container restarted {restarted:.0f} s after the loop stopped "
+        f"(WORKER_STUCK_AFTER={STUCK_AFTER}), healthy again after {healthy:.0f} s"
+    )
     stack.python("web", LEDGER + "ledger.drop_tables()")

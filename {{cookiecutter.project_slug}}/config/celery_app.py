@@ -9,6 +9,7 @@ import os
 from celery import Celery
 from celery.signals import setup_logging
 
+from {{ cookiecutter.project_slug }}.taskqueue.liveness import LoopHeartbeat
 from {{ cookiecutter.project_slug }}.taskqueue.patches import celery_worker as patched_celery_worker
 from {{ cookiecutter.project_slug }}.taskqueue.patches import kombu as patched_kombu
 
@@ -29,6 +30,8 @@ app = Celery(
 
 # Every Celery setting lives in Django settings with the CELERY_ prefix.
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Each worker's event loop touches its heartbeat file (compose/healthcheck-worker) and a stuck one exits.
+app.steps["consumer"].add(LoopHeartbeat)
 
 
 @setup_logging.connect

@@ -14,6 +14,11 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests run without collectstatic: WhiteNoise looks files up per request instead of warning at every start.
 WHITENOISE_AUTOREFRESH = True
 
+# The watchdogs would end the test process itself if a debugger or a loaded machine held a loop: off, unless a
+# test that starts a worker or beat process sets them (tests/taskqueue/test_liveness.py).
+WORKER_STUCK_AFTER = env.float("WORKER_STUCK_AFTER", default=0)
+BEAT_STUCK_AFTER = env.float("BEAT_STUCK_AFTER", default=0)
+
 # Task metrics are written to Redis at every event, so tests read them at once.
 TASK_METRICS_FLUSH_INTERVAL = 0
 

@@ -13,11 +13,14 @@ What it changes, and why:
 2. A beat lock in Redis (no upstream equivalent: Celery expects exactly one beat, and sends every
    periodic task twice when a second one starts). Only the beat holding the lock sends; a second
    beat stands by and takes over within ``BEAT_LOCK_TIMEOUT`` of the first one dying.
-3. A heartbeat file touched after every tick, for compose/healthcheck-beat: a beat stuck on the
-   database or the broker is restarted, not trusted.
+3. A heartbeat file touched after every tick that worked, for compose/healthcheck-beat (and the Kubernetes
+   liveness probe), and a watchdog (taskqueue/liveness.py) that ends a beat whose ticks stop for
+   BEAT_STUCK_AFTER seconds, so that compose's restart policy starts a fresh one: plain Docker does not
+   restart a container for failing its health check.
 
 To remove it: set ``CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"``
-and drop the beat health check (compose/healthcheck-beat and the compose files' healthcheck).
+and drop the beat health check (compose/healthcheck-beat and the compose files' healthcheck), which would
+then have no heartbeat to read.
 Then run exactly one beat, always: nothing stops a second one.
 """
 
@@ -32,6 +35,7 @@ from django.core.cache import cache
 from django_celery_beat.schedulers import DatabaseScheduler
 from redis.exceptions import LockError, RedisError
 
+from {{ cookiecutter.project_slug }}.taskqueue.liveness import Watchdog
 from {{ cookiecutter.project_slug }}.taskqueue.metrics import record_beat_tick
 
 logger = logging.getLogger(__name__)
@@ -51,13 +55,19 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
         self.lock_token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.holds_lock = False
         self.standing_by = False
+        self.watchdog = Watchdog("Beat", "BEAT_STUCK_AFTER", float(settings.BEAT_STUCK_AFTER))
         super().__init__(*args, **kwargs)
 
     def tick(self, *args, **kwargs):
+        # Each tick, even one that cannot reach Redis, shows the loop advancing; one that never returns does not.
+        self.watchdog.beat()
+        if not self.watchdog.armed:
+            self.watchdog.arm()
         try:
             active = self.hold_lock()
         except RedisError as exc:
             logger.warning("Beat cannot reach Redis for its lock, so it sends nothing until it can: %s", exc)
+            self.watchdog.beat(next_in=REDIS_RETRY_INTERVAL)
             return REDIS_RETRY_INTERVAL
         if active:
             # Wake up often enough to refresh the lock before it expires.
@@ -68,6 +78,8 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
         Path(settings.BEAT_HEARTBEAT_FILE).touch()
         # And for /metrics and the admin's queues page, which run elsewhere (taskqueue/metrics.py).
         record_beat_tick()
+        # Beat sleeps until the next tick: the watchdog counts from then.
+        self.watchdog.beat(next_in=interval)
         return interval
 
     def hold_lock(self) -> bool:
@@ -126,6 +138,7 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
         self._heap = None
 
     def close(self):
+        self.watchdog.disarm()
         # Write last_run_at first, so the beat that takes over reads where this one stopped.
         super().close()
         if self.holds_lock:

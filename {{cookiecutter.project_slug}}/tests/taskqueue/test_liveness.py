@@ -1,0 +1,202 @@
+"""Worker and beat liveness: the heartbeat files the health checks read, and the watchdog that ends a stuck loop.
+
+Real worker processes, started by the compose start script their container runs, each on a Redis
+database (or a redis-server) of its own; beat against the test database. The watchdog's bound is cut to a
+few seconds here (WORKER_STUCK_AFTER, BEAT_STUCK_AFTER); a loop is held by a broadcast command that
+sleeps in it (tests/taskqueue/hang_control.py) or, for beat, by a lock on the database it reads every tick.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue.liveness import HEARTBEAT_INTERVAL, STUCK_EXIT_CODE, worker_heartbeat_file
+from tests.support.database import database_url
+from tests.support.waiting import wait_until
+from tools.procfile import PROJECT_DIR, ProcfileProcess
+from tools.redis_server import RedisServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STARTUP_TIMEOUT = 90
+STUCK_AFTER = 4
+# What an exit may take past the bound on a loaded CI machine: the watchdog looks every second.
+EXIT_MARGIN = 15
+NODES = {"compose/start-worker": "default", "compose/start-worker-io": "io", "compose/start-worker-cpu": "cpu"}
+
+
+class StartScript(ProcfileProcess):
+    """A compose/start-* script, run as its container runs it."""
+
+    def __init__(self, script: str, env: dict[str, str]):
+        super().__init__("worker", env=env)
+        self.name = script
+        self.command = script
+
+
+@pytest.fixture
+def own_redis():
+    server = RedisServer().start()
+    yield server
+    server.stop(remove_data=True)
+
+
+@pytest.fixture
+def start(own_redis, tmp_path):
+    started = []
+
+    def _start(script: str, **env: str) -> StartScript:
+        process = StartScript(
+            script,
+            {
+                "DJANGO_SETTINGS_MODULE": "config.settings.test",
+                "REDIS_URL": own_redis.url,
+                "DATABASE_URL": database_url(),
+                "WORKER_HEARTBEAT_DIR": str(tmp_path),
+                "BEAT_HEARTBEAT_FILE": str(tmp_path / "celerybeat-heartbeat"),
+                "CELERY_WORKER_INCLUDE": "tests.taskqueue.hang_control",
+                "CELERY_DEFAULT_CONCURRENCY": "1",
+                "CELERY_CPU_CONCURRENCY": "1",
+                "CELERY_IO_CONCURRENCY": "2",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                **env,
+            },
+        ).start()
+        started.append(process)
+        return process
+
+    yield _start
+    for process in started:
+        process.kill_group()
+
+
+def probe(node: str, heartbeat_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WORKER_HEARTBEAT_DIR": str(heartbeat_dir)}
+    return subprocess.run(
+        [str(PROJECT_DIR / "compose/healthcheck-worker"), node], env=env, capture_output=True, text=True, timeout=30
+    )
+
+
+def mtime(path: Path) -> float:
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
+def hang(node: str) -> None:
+    """Hold that worker's loop: the broadcast goes through the app's broker, so the worker must use it too."""
+    celery_app.control.broadcast(
+        "hang_event_loop", arguments={"seconds": 600}, destination=[f"{node}@{socket.gethostname()}"]
+    )
+
+
+@pytest.mark.parametrize("script", list(NODES))
+def test_each_workers_loop_keeps_its_heartbeat_fresh_and_a_stopped_worker_fails_its_probe(start, tmp_path, script):
+    node = NODES[script]
+    worker = start(script)
+    worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
+    heartbeat = tmp_path / worker_heartbeat_file(node).name
+    first = wait_until(lambda: mtime(heartbeat), timeout=30, what=f"the heartbeat file {heartbeat}")
+    wait_until(lambda: mtime(heartbeat) > first, timeout=30, what="the heartbeat file touched again")
+    result = probe(node, tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith("healthy")
+    worker.stop(timeout=60)
+    assert not heartbeat.exists(), "a stopped worker left its heartbeat behind"
+    result = probe(node, tmp_path)
+    assert result.returncode == 1
+    assert "no heartbeat file" in result.stdout
+
+
+def test_a_stale_heartbeat_fails_the_probe(tmp_path):
+    heartbeat = tmp_path / "celery-worker-io.heartbeat"
+    heartbeat.touch()
+    old = time.time() - 120
+    os.utime(heartbeat, (old, old))
+    result = probe("io", tmp_path)
+    assert result.returncode == 1
+    assert "last advanced 120 s ago (limit 60 s)" in result.stdout
+
+
+def test_the_probe_costs_a_few_milliseconds_of_cpu(tmp_path):
+    (tmp_path / "celery-worker-io.heartbeat").touch()
+    before = os.times()
+    for _ in range(10):
+        assert probe("io", tmp_path).returncode == 0
+    after = os.times()
+    cpu = (after.children_user - before.children_user + after.children_system - before.children_system) / 10
+    print(f"healthcheck-worker: {cpu * 1000:.1f} ms CPU per probe")
+    assert cpu < 0.1
+
+
+@pytest.mark.parametrize("script", ["compose/start-worker", "compose/start-worker-io"])
+def test_a_worker_whose_loop_is_stuck_exits_for_its_restart_policy(start, redis_url, script):
+    node = NODES[script]
+    worker = start(script, WORKER_STUCK_AFTER=str(STUCK_AFTER), REDIS_URL=redis_url)
+    worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
+    children = [int(pid) for pid in subprocess.run(
+        ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True
+    ).stdout.split()]  # fmt: skip
+    hung_at = time.monotonic()
+    hang(node)
+    code = worker.wait(timeout=STUCK_AFTER + EXIT_MARGIN)
+    took = time.monotonic() - hung_at
+    print(f"{script}: exited {took:.1f} s after its loop stopped (WORKER_STUCK_AFTER={STUCK_AFTER})")
+    assert code == STUCK_EXIT_CODE, worker.output()[-3000:]
+    assert "Worker loop has not advanced for" in worker.output()
+    # The watchdog counts from the last heartbeat, up to one interval before the loop stopped.
+    assert took >= STUCK_AFTER - HEARTBEAT_INTERVAL
+    for child in children:  # prefork children do not outlive it
+        wait_until(lambda child=child: not Path(f"/proc/{child}").exists(), timeout=10, what=f"child {child} gone")
+
+
+def test_a_broker_outage_longer_than_the_bound_does_not_end_the_worker(start, own_redis, tmp_path):
+    worker = start("compose/start-worker-io", WORKER_STUCK_AFTER=str(STUCK_AFTER))
+    worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
+    heartbeat = tmp_path / worker_heartbeat_file("io").name
+    own_redis.stop()
+    worker.wait_for_output("Cannot connect to redis", timeout=60)
+    wait_until(lambda: time.time() - mtime(heartbeat) > STUCK_AFTER + 3, timeout=60, what="an outage past the bound")
+    assert worker.process.poll() is None, worker.output()[-3000:]
+    own_redis.start()
+    restarted = time.time()
+    wait_until(lambda: mtime(heartbeat) >= restarted, timeout=60, what="the heartbeat after the broker came back")
+    assert worker.process.poll() is None
+    assert "has not advanced" not in worker.output()
+
+
+@pytest.fixture
+def database_locked():
+    """Hold an exclusive lock on what beat reads at every tick, as a database that stops answering would."""
+    locked = []
+
+    def lock() -> None:
+        cursor = connection.cursor()
+        if connection.vendor == "sqlite":
+            cursor.execute("BEGIN EXCLUSIVE")
+        else:
+            cursor.execute("BEGIN")
+            cursor.execute("LOCK TABLE django_celery_beat_periodictasks IN ACCESS EXCLUSIVE MODE")
+        locked.append(cursor)
+
+    yield lock
+    for cursor in locked:
+        cursor.execute("ROLLBACK")
+
+
+def test_a_beat_whose_ticks_stop_exits_for_its_restart_policy(start, tmp_path, database_locked):
+    beat = start("compose/start-beat", BEAT_STUCK_AFTER=str(STUCK_AFTER))
+    heartbeat = tmp_path / "celerybeat-heartbeat"
+    wait_until(lambda: mtime(heartbeat), timeout=STARTUP_TIMEOUT, what=f"beat's heartbeat {heartbeat}")
+    database_locked()
+    locked_at = time.monotonic()
+    code = beat.wait(timeout=STUCK_AFTER + 15 + EXIT_MARGIN)
+    took = time.monotonic() - locked_at
+    print(f"beat: exited {took:.1f} s after its database stopped answering (BEAT_STUCK_AFTER={STUCK_AFTER})")
+    assert code == STUCK_EXIT_CODE, beat.output()[-3000:]
+    assert "Beat loop has not advanced for" in beat.output()
