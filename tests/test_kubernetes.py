@@ -35,7 +35,9 @@ PINNED_UPSTREAM = re.compile(r"^[\w./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$|^[\w./-
 
 _STRING = {"type": "string"}
 _INT = {"type": "integer", "minimum": 0}
-REDIS_TRIGGER_FIELDS = ("address", "databaseIndex", "listName", "listLength", "activationListLength")
+REDIS_TRIGGER_FIELDS = ("databaseIndex", "listName", "listLength", "activationListLength", "enableTLS")
+# What the redis scaler reads from a TriggerAuthentication (KEDA 2.16, "Redis Lists", authentication parameters).
+REDIS_AUTH_PARAMETERS = ("address", "host", "port", "username", "password", "tls", "ca", "cert", "key", "keyPassword")
 KEDA_SCHEMAS = {
     "ScaledObject": {
         "type": "object",
@@ -71,7 +73,7 @@ KEDA_SCHEMAS = {
                                 "type": {"const": "redis"},
                                 "metadata": {
                                     "type": "object",
-                                    "required": ["address", "listName", "listLength"],
+                                    "required": ["listName", "listLength"],
                                     "additionalProperties": False,
                                     # KEDA reads trigger metadata as strings.
                                     "properties": dict.fromkeys(REDIS_TRIGGER_FIELDS, _STRING),
@@ -108,7 +110,11 @@ KEDA_SCHEMAS = {
                             "type": "object",
                             "required": ["parameter", "name", "key"],
                             "additionalProperties": False,
-                            "properties": {"parameter": _STRING, "name": _STRING, "key": _STRING},
+                            "properties": {
+                                "parameter": {"enum": list(REDIS_AUTH_PARAMETERS)},
+                                "name": _STRING,
+                                "key": _STRING,
+                            },
                         },
                     }
                 },
@@ -307,15 +313,26 @@ def test_every_container_has_requests_and_limits(rendered):
 def test_probes_beat_and_grace_periods(rendered):
     deployments = _by_kind(rendered, "Deployment")
     web = deployments["web"]["spec"]["template"]["spec"]["containers"][0]
-    assert web["readinessProbe"]["exec"]["command"] == ["compose/healthcheck-web"]  # /healthz/: database, Redis
+    # /healthz/?ready: the database only, so a Redis blip does not drain every web pod at once.
+    assert web["readinessProbe"]["exec"]["command"] == ["compose/healthcheck-web", "ready"]
     assert "tcpSocket" in web["livenessProbe"], "a database blip must not restart every web pod"
     beat = deployments["beat"]["spec"]
     assert beat["replicas"] == 1
     assert beat["strategy"] == {"type": "Recreate"}
     for name, queue in WORKERS.items():
         pod = deployments[name]["spec"]["template"]["spec"]
-        assert pod["containers"][0]["livenessProbe"]["exec"]["command"] == ["deploy/kubernetes/worker-alive", queue]
+        assert pod["containers"][0]["livenessProbe"]["exec"]["command"] == ["compose/healthcheck-worker", queue]
         assert pod["terminationGracePeriodSeconds"] >= 360 + 30, name
+
+
+def test_keda_reads_the_brokers_address_and_credentials_from_a_secret(rendered):
+    (auth,) = [doc for doc in rendered if doc["kind"] == "TriggerAuthentication"]
+    parameters = {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]}
+    assert parameters == {"address", "username", "password"}
+    for scaled in (doc for doc in rendered if doc["kind"] == "ScaledObject"):
+        for trigger in scaled["spec"]["triggers"]:
+            assert "address" not in trigger["metadata"], "the address comes from the Secret, as REDIS_URL's does"
+            assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
 
 
 def test_web_and_workers_wait_for_the_migrate_job(rendered):
@@ -338,9 +355,11 @@ def test_every_env_file_variable_reaches_the_pods_from_the_secret(rendered, proj
         "FLOWER_USER": "FLOWER_USER",
         "FLOWER_PASSWORD": "FLOWER_PASSWORD",
     }
+    # KEDA's Secret holds the broker's address and credentials under the parameters' own names (docs).
     (auth,) = _by_kind(rendered, "TriggerAuthentication").values()
-    (redis_env,) = (project / ".envs/.production/.redis").read_text().splitlines()
-    assert auth["spec"]["secretTargetRef"][0]["key"] == redis_env.split("=", 1)[0]
+    assert {ref["parameter"]: ref["key"] for ref in auth["spec"]["secretTargetRef"]} == {
+        "address": "address", "username": "username", "password": "password",
+    }  # fmt: skip
 
 
 def test_every_worker_and_web_has_a_disruption_budget(rendered):

@@ -4,11 +4,10 @@ Rendering and schema validation are the template's tests (kubectl kustomize, kub
 these keep the manifests and the Celery configuration in step whenever either changes.
 """
 
+import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from {{ cookiecutter.project_slug }}.taskqueue import checks, process_definition
 from tools.procfile import PROJECT_DIR
 
 BASE = PROJECT_DIR / "deploy/kubernetes/base"
-WORKER_ALIVE = PROJECT_DIR / "deploy/kubernetes/worker-alive"
 
 
 def _ids(messages):
@@ -134,15 +132,79 @@ def test_a_malformed_compose_duration_is_refused():
         process_definitions.compose_duration("ten seconds")
 
 
-def test_the_liveness_probe_fails_for_a_worker_that_does_not_answer():
-    """No worker runs under this node name here, so the probe must exit non-zero (after its 1 s timeout)."""
+def _pod_specs() -> dict[str, dict]:
+    found = {}
+    for manifest in sorted(BASE.glob("*.yaml")):
+        for document in yaml.safe_load_all(manifest.read_text()):
+            if document and document.get("kind") in ("Deployment", "Job"):
+                found[document["metadata"]["name"]] = document["spec"]["template"]["spec"]
+    return found
+
+
+def test_no_pod_mounts_a_service_account_token():
+    # None of these processes talks to the Kubernetes API: a token in the pod would only serve an intruder.
+    pods = _pod_specs()
+    assert {"web", "worker", "worker-io", "worker-cpu", "beat", "migrate"} <= set(pods)
+    assert {name: pod.get("automountServiceAccountToken") for name, pod in pods.items()} == dict.fromkeys(pods, False)
+
+
+def test_worker_liveness_reads_the_heartbeat_of_the_node_the_worker_runs():
+    procfile = process_definitions.procfile_commands(PROJECT_DIR / "Procfile")
+    for name, pod in _pod_specs().items():
+        if not name.startswith("worker"):
+            continue
+        node = procfile[name].split(" -n ")[1].split("@")[0]
+        assert pod["containers"][0]["livenessProbe"]["exec"]["command"] == ["compose/healthcheck-worker", node]
+
+
+FAKE_KUBECTL = """#!/usr/bin/env bash
+# Records each call; answers `get job` with the Job status the test chose.
+echo "$*" >> "$KUBECTL_CALLS"
+case "$1 $2 $3 $4" in
+    "kustomize "*) echo "rendered" ;;
+    "-n "*" get job"*) echo "$JOB_STATUS" ;;
+    "-n "*" get deployments"*) echo "deployment.apps/web" ;;
+esac
+"""
+
+
+def run_deploy(tmp_path: Path, job_status: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """deploy/kubernetes/deploy against a kubectl that records its calls: no cluster can run here."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text(FAKE_KUBECTL)
+    (bin_dir / "kubectl").chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin",
+        "KUBECTL_CALLS": str(calls),
+        "JOB_STATUS": job_status,
+        "MIGRATE_TIMEOUT_SECONDS": "30",
+    }
     result = subprocess.run(
-        [sys.executable, str(WORKER_ALIVE), "no-such-node"],
-        env={"REDIS_URL": celery_app.conf.broker_url, "WORKER_PING_TIMEOUT": "1", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
+        [str(PROJECT_DIR / "deploy/kubernetes/deploy")], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
         timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert f"no-such-node@{socket.gethostname()}" in result.stderr
+    )  # fmt: skip
+    return result, calls.read_text().splitlines()
+
+
+def test_a_deploy_replaces_the_migrate_job_and_applies_the_rest_only_after_it_succeeded(tmp_path):
+    result, calls = run_deploy(tmp_path, "1/")
+    assert result.returncode == 0, result.stderr
+    namespace = PROJECT_DIR.name.replace("_", "-")
+    verbs = [" ".join(call.split()[:4]) for call in calls]
+    assert verbs[:2] == ["kustomize deploy/kubernetes/overlays/production", f"-n {namespace} delete job"]
+    assert calls[2].startswith("apply -f")
+    assert "--selector app.kubernetes.io/component in (namespace, settings, migrate)" in calls[2]
+    full_apply = next(n for n, call in enumerate(calls) if call.startswith("apply -f") and "--selector" not in call)
+    waited = next(n for n, call in enumerate(calls) if call.startswith(f"-n {namespace} get job migrate"))
+    assert full_apply > waited
+    assert f"-n {namespace} rollout status deployment.apps/web --timeout=30s" in calls
+
+
+def test_a_failed_migrate_job_stops_the_deploy_with_its_log(tmp_path):
+    result, calls = run_deploy(tmp_path, "/3")
+    assert result.returncode == 1
+    assert "the migrate Job did not succeed" in result.stderr
+    assert any(call.endswith("logs job/migrate --tail=200") for call in calls)
+    assert not [call for call in calls if call.startswith("apply -f") and "--selector" not in call], calls

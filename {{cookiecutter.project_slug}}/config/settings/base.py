@@ -324,6 +324,14 @@ CELERY_TASK_CREATE_MISSING_QUEUES = False
 # compose/healthcheck-beat (taskqueue/patches/django_celery_beat.py).
 CELERY_BEAT_SCHEDULER = "{{ cookiecutter.project_slug }}.taskqueue.patches.django_celery_beat:HeartbeatDatabaseScheduler"
 BEAT_HEARTBEAT_FILE = env("BEAT_HEARTBEAT_FILE", default=str(Path(tempfile.gettempdir()) / "celerybeat-heartbeat"))
+# A beat whose ticks stop for this long (a call that never returns) exits, so its restart policy starts a fresh
+# one (taskqueue/liveness.py); ticks come at least every 10 s, also while Redis is unreachable. 0: never.
+BEAT_STUCK_AFTER = env.float("BEAT_STUCK_AFTER", default=120)
+# Each worker's event loop touches celery-worker-<node>.heartbeat here every 2 s, for compose/healthcheck-worker.
+WORKER_HEARTBEAT_DIR = env("WORKER_HEARTBEAT_DIR", default=tempfile.gettempdir())
+# A worker whose event loop stops for this long while connected to the broker exits, so its restart policy starts
+# a fresh one; its tasks go back to their queues. Not while it reconnects after a broker outage. 0: never.
+WORKER_STUCK_AFTER = env.float("WORKER_STUCK_AFTER", default=120)
 # Only the beat holding a Redis lock sends periodic tasks; a second beat stands by and takes over within this
 # many seconds of the first one dying (at once if it stops cleanly). Beat ticks at least every 5 s.
 BEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=30)

@@ -90,3 +90,13 @@ def test_healthz_gives_the_memory_figures_only_to_a_caller_with_the_metrics_toke
     assert wrong["redis_memory"] == {"state": "ok"}
     bearer = client.get(reverse("healthz"), HTTP_AUTHORIZATION="Bearer s3cret").json()
     assert set(bearer["redis_memory"]) == {"state", "used_bytes", "maxmemory_bytes", "used_ratio"}
+
+
+@pytest.mark.django_db
+def test_readiness_asks_the_database_only_so_a_redis_blip_drains_no_web_pod(client, monkeypatch, settings):
+    monkeypatch.setattr(celery_app.conf, "broker_url", NOWHERE)
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": NOWHERE}}
+    assert client.get(reverse("healthz")).status_code == 503
+    response = client.get(reverse("healthz") + "?ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok"}}

@@ -52,7 +52,19 @@ def healthz(request):
 
     Probes and uptime checks call it without credentials: they get the states. The memory figures (bytes used,
     the limit) describe the deployment, so only a caller with the /metrics bearer token (METRICS_TOKEN) gets them.
+
+    ``/healthz/?ready`` is the readiness of one web pod: the database only. Redis is shared by every pod, so a
+    Redis blip would take all of them out of the Service at once, while every page that enqueues nothing still
+    works and an enqueue fails within its own timeouts; the full check stays for alerts and uptime monitors.
     """
+    if "ready" in request.GET:
+        try:
+            ready = _database_ok()
+        except Exception:  # any failure of the probe means not ready, whatever its type
+            logger.warning("Readiness check of the database failed", exc_info=True)
+            ready = False
+        return JsonResponse({"status": "ok" if ready else "error", "checks": {"database": "ok" if ready else "error"}},
+                            status=200 if ready else 503)  # fmt: skip
     checks = {}
     for name, probe in (("database", _database_ok), ("redis", _broker_ok), ("cache", _cache_ok)):
         try:
