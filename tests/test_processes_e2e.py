@@ -352,6 +352,8 @@ def production_env(e2e_project, template_venv, database_url, redis_url, work_dir
         PORT=str(free_port()),
         FLOWER_PORT=str(free_port()),
         BEAT_HEARTBEAT_FILE=str(work_dir / "celerybeat-heartbeat"),
+        # Workers of other tests on this host (the same node names) keep their heartbeats elsewhere.
+        WORKER_HEARTBEAT_DIR=str(work_dir),
         CELERY_WORKER_INCLUDE="e2e_tasks",
     )
     return project_env(template_venv, env)

@@ -327,7 +327,7 @@ BEAT_HEARTBEAT_FILE = env("BEAT_HEARTBEAT_FILE", default=str(Path(tempfile.gette
 # A beat whose ticks stop for this long (a call that never returns) exits, so its restart policy starts a fresh
 # one (taskqueue/liveness.py); ticks come at least every 10 s, also while Redis is unreachable. 0: never.
 BEAT_STUCK_AFTER = env.float("BEAT_STUCK_AFTER", default=120)
-# Each worker's event loop touches celery-worker-<node>.heartbeat here every 2 s, for compose/healthcheck-worker.
+# Each worker's event loop touches celery-worker-<node>@<host>.heartbeat here every 2 s (compose/healthcheck-worker).
 WORKER_HEARTBEAT_DIR = env("WORKER_HEARTBEAT_DIR", default=tempfile.gettempdir())
 # A worker whose event loop stops for this long while connected to the broker exits, so its restart policy starts
 # a fresh one; its tasks go back to their queues. Not while it reconnects after a broker outage. 0: never.

@@ -100,7 +100,7 @@ def test_each_workers_loop_keeps_its_heartbeat_fresh_and_a_stopped_worker_fails_
     node = NODES[script]
     worker = start(script)
     worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
-    heartbeat = tmp_path / worker_heartbeat_file(node).name
+    heartbeat = tmp_path / worker_heartbeat_file(f"{node}@{socket.gethostname()}").name
     first = wait_until(lambda: mtime(heartbeat), timeout=30, what=f"the heartbeat file {heartbeat}")
     wait_until(lambda: mtime(heartbeat) > first, timeout=30, what="the heartbeat file touched again")
     result = probe(node, tmp_path)
@@ -113,8 +113,15 @@ def test_each_workers_loop_keeps_its_heartbeat_fresh_and_a_stopped_worker_fails_
     assert "no heartbeat file" in result.stdout
 
 
+def test_another_workers_heartbeat_does_not_make_this_one_healthy(tmp_path):
+    (tmp_path / "celery-worker-io@tests.heartbeat").touch()
+    result = probe("io", tmp_path)
+    assert result.returncode == 1
+    assert "no heartbeat file" in result.stdout
+
+
 def test_a_stale_heartbeat_fails_the_probe(tmp_path):
-    heartbeat = tmp_path / "celery-worker-io.heartbeat"
+    heartbeat = tmp_path / f"celery-worker-io@{socket.gethostname()}.heartbeat"
     heartbeat.touch()
     old = time.time() - 120
     os.utime(heartbeat, (old, old))
@@ -124,7 +131,7 @@ def test_a_stale_heartbeat_fails_the_probe(tmp_path):
 
 
 def test_the_probe_costs_a_few_milliseconds_of_cpu(tmp_path):
-    (tmp_path / "celery-worker-io.heartbeat").touch()
+    (tmp_path / f"celery-worker-io@{socket.gethostname()}.heartbeat").touch()
     before = os.times()
     for _ in range(10):
         assert probe("io", tmp_path).returncode == 0
@@ -158,7 +165,7 @@ def test_a_worker_whose_loop_is_stuck_exits_for_its_restart_policy(start, redis_
 def test_a_broker_outage_longer_than_the_bound_does_not_end_the_worker(start, own_redis, tmp_path):
     worker = start("compose/start-worker-io", WORKER_STUCK_AFTER=str(STUCK_AFTER))
     worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
-    heartbeat = tmp_path / worker_heartbeat_file("io").name
+    heartbeat = tmp_path / worker_heartbeat_file(f"io@{socket.gethostname()}").name
     own_redis.stop()
     worker.wait_for_output("Cannot connect to redis", timeout=60)
     wait_until(lambda: time.time() - mtime(heartbeat) > STUCK_AFTER + 3, timeout=60, what="an outage past the bound")

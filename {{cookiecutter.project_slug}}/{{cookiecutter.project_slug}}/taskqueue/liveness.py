@@ -1,6 +1,6 @@
 """Liveness of workers and beat: a heartbeat file their loop touches, and a watchdog that ends a stuck process.
 
-A worker's consumer loop touches ``<WORKER_HEARTBEAT_DIR>/celery-worker-<node>.heartbeat`` every
+A worker's consumer loop touches ``<WORKER_HEARTBEAT_DIR>/celery-worker-<node>@<host>.heartbeat`` every
 HEARTBEAT_INTERVAL seconds from a timer of its own event loop, so the file is fresh only while that loop
 advances; beat touches BEAT_HEARTBEAT_FILE after every tick. compose/healthcheck-worker and
 compose/healthcheck-beat read those files' age (a few milliseconds of CPU, where ``celery inspect ping``
@@ -37,10 +37,10 @@ HEARTBEAT_INTERVAL = 2.0
 STUCK_EXIT_CODE = 75
 
 
-def worker_heartbeat_file(node: str) -> Path:
-    """The heartbeat file of the worker named ``node@host`` (``node`` alone is enough)."""
+def worker_heartbeat_file(nodename: str) -> Path:
+    """The heartbeat file of the worker named ``nodename`` (``default@host``): another worker's never counts."""
     directory = getattr(settings, "WORKER_HEARTBEAT_DIR", "") or tempfile.gettempdir()
-    return Path(directory) / f"celery-worker-{node.split('@', 1)[0]}.heartbeat"
+    return Path(directory) / f"celery-worker-{nodename}.heartbeat"
 
 
 class Watchdog:
