@@ -330,7 +330,7 @@ BEAT_STUCK_AFTER = env.float("BEAT_STUCK_AFTER", default=120)
 # Each worker's event loop touches celery-worker-<node>@<host>.heartbeat here every 2 s (compose/healthcheck-worker).
 WORKER_HEARTBEAT_DIR = env("WORKER_HEARTBEAT_DIR", default=tempfile.gettempdir())
 # A worker whose event loop stops for this long while connected to the broker exits, so its restart policy starts
-# a fresh one; its tasks go back to their queues. Not while it reconnects after a broker outage. 0: never.
+# a fresh one; its tasks go back to their queues. Not while it reconnects to the broker or shuts down. 0: never.
 WORKER_STUCK_AFTER = env.float("WORKER_STUCK_AFTER", default=120)
 # Only the beat holding a Redis lock sends periodic tasks; a second beat stands by and takes over within this
 # many seconds of the first one dying (at once if it stops cleanly). Beat ticks at least every 5 s.

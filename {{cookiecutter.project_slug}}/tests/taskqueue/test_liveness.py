@@ -7,6 +7,7 @@ sleeps in it (tests/taskqueue/hang_control.py) or, for beat, by a lock on the da
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,12 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 from django.db import connection
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue.liveness import HEARTBEAT_INTERVAL, STUCK_EXIT_CODE, worker_heartbeat_file
 from tests.support.database import database_url
 from tests.support.waiting import wait_until
+from tests.taskqueue.shutdown_tasks import fetch_counted, sleep_counted
 from tools.procfile import PROJECT_DIR, ProcfileProcess
 from tools.redis_server import RedisServer
 
@@ -130,14 +133,23 @@ def test_a_stale_heartbeat_fails_the_probe(tmp_path):
     assert "last advanced 120 s ago (limit 60 s)" in result.stdout
 
 
-def test_the_probe_costs_a_few_milliseconds_of_cpu(tmp_path):
-    (tmp_path / f"celery-worker-io@{socket.gethostname()}.heartbeat").touch()
+@pytest.mark.parametrize(
+    ("command", "heartbeat"),
+    [
+        (["compose/healthcheck-worker", "io"], f"celery-worker-io@{socket.gethostname()}.heartbeat"),
+        (["compose/healthcheck-beat"], "celerybeat-heartbeat"),
+    ],
+)
+def test_each_probe_costs_a_few_milliseconds_of_cpu(tmp_path, command, heartbeat):
+    (tmp_path / heartbeat).touch()
+    env = {**os.environ, "WORKER_HEARTBEAT_DIR": str(tmp_path), "BEAT_HEARTBEAT_FILE": str(tmp_path / heartbeat)}
     before = os.times()
     for _ in range(10):
-        assert probe("io", tmp_path).returncode == 0
+        result = subprocess.run([PROJECT_DIR / command[0], *command[1:]], env=env, capture_output=True, timeout=30)
+        assert result.returncode == 0, result.stdout
     after = os.times()
     cpu = (after.children_user - before.children_user + after.children_system - before.children_system) / 10
-    print(f"healthcheck-worker: {cpu * 1000:.1f} ms CPU per probe")
+    print(f"{command[0]}: {cpu * 1000:.1f} ms CPU per probe")
     assert cpu < 0.1
 
 
@@ -175,6 +187,49 @@ def test_a_broker_outage_longer_than_the_bound_does_not_end_the_worker(start, ow
     wait_until(lambda: mtime(heartbeat) >= restarted, timeout=60, what="the heartbeat after the broker came back")
     assert worker.process.poll() is None
     assert "has not advanced" not in worker.output()
+
+
+@pytest.mark.parametrize(
+    ("script", "task"), [("compose/start-worker", sleep_counted), ("compose/start-worker-io", fetch_counted)]
+)
+def test_a_shutdown_that_holds_the_loop_past_the_bound_does_not_end_the_worker(start, own_redis, script, task):
+    # The default worker's warm shutdown waits for its running task; the io worker's SIGTERM is a soft shutdown,
+    # which waits its window (CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT) inside Celery's signal handler, in the loop.
+    worker = start(
+        script,
+        WORKER_STUCK_AFTER=str(STUCK_AFTER),
+        CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT=str(STUCK_AFTER * 3),
+        CELERY_WORKER_INCLUDE="tests.taskqueue.hang_control,tests.taskqueue.shutdown_tasks",
+    )
+    worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
+    with celery_app.connection_for_write(own_redis.url) as broker:
+        task.apply_async(("shutdown", STUCK_AFTER * 2), connection=broker)
+    client = redis.Redis.from_url(own_redis.url)
+    wait_until(lambda: client.get("shutdown:shutdown:started"), timeout=30, what="the task to start")
+    worker.signal(signal.SIGTERM)
+    code = worker.wait(timeout=STUCK_AFTER * 3 + EXIT_MARGIN)
+    assert "has not advanced" not in worker.output(), worker.output()[-3000:]
+    assert code == 0, worker.output()[-3000:]
+    assert client.get("shutdown:shutdown:finished") == b"1"
+
+
+def test_a_broker_outage_longer_than_the_bound_does_not_end_beat(start, own_redis, tmp_path):
+    beat = start("compose/start-beat", BEAT_STUCK_AFTER=str(STUCK_AFTER))
+    heartbeat = tmp_path / "celerybeat-heartbeat"
+    wait_until(lambda: mtime(heartbeat), timeout=STARTUP_TIMEOUT, what=f"beat's heartbeat {heartbeat}")
+    own_redis.stop()
+    # Beat retries every 5 s while Redis is down: three failed ticks outlast the bound.
+    wait_until(
+        lambda: beat.output().count("Beat cannot reach Redis") >= 3,
+        timeout=60,
+        what=lambda: f"three failed ticks; beat wrote: {beat.output()[-2000:]}",
+    )
+    assert beat.process.poll() is None, beat.output()[-3000:]
+    own_redis.start()
+    restarted = time.time()
+    wait_until(lambda: mtime(heartbeat) >= restarted, timeout=60, what="beat's heartbeat after Redis came back")
+    assert beat.process.poll() is None
+    assert "has not advanced" not in beat.output()
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ that sees the loop not advance for WORKER_STUCK_AFTER seconds (a worker) or BEAT
 logs one CRITICAL line and exits with STUCK_EXIT_CODE, and the restart policy starts a fresh one.
 The tasks a stuck worker held are unacknowledged: they go back to their queue (late acks, the
 transport's claim sweep), as after any worker death. A worker reconnecting to the broker is not
-stuck: its loop is stopped on purpose, and the watchdog is disarmed until the consumer runs again.
+stuck: its loop is stopped on purpose, and the watchdog is disarmed until the consumer runs again; nor is a worker
+shutting down (a warm shutdown waiting for its tasks, the io worker's soft shutdown window).
 """
 
 import contextlib
@@ -23,10 +24,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from billiard.process import active_children
 from celery import bootsteps
+from celery.utils import log as celery_log
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -46,8 +49,10 @@ def worker_heartbeat_file(nodename: str) -> Path:
 class Watchdog:
     """Exit the process when ``beat()`` has not been called for ``stuck_after`` seconds while armed."""
 
-    def __init__(self, what: str, setting: str, stuck_after: float):
+    def __init__(self, what: str, setting: str, stuck_after: float, paused: Callable[[], bool] = lambda: False):
         self.what, self.setting, self.stuck_after = what, setting, stuck_after
+        # True while something holds the loop on purpose: the watchdog counts that time as advancing.
+        self.paused = paused
         self.last = time.monotonic()
         self.armed = False
         self._thread: threading.Thread | None = None
@@ -69,6 +74,8 @@ class Watchdog:
     def _watch(self) -> None:
         while True:
             time.sleep(min(1.0, self.stuck_after / 4))
+            if self.paused():
+                self.beat()
             silent = time.monotonic() - self.last
             if self.armed and silent > self.stuck_after:
                 self._end(silent)
@@ -92,6 +99,15 @@ class Watchdog:
         os._exit(STUCK_EXIT_CODE)
 
 
+def shutting_down() -> bool:
+    """True while Celery's shutdown handler runs: it holds the loop on purpose, for up to the soft shutdown window.
+
+    The io worker's SIGTERM waits CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT there, and WORKER_STUCK_AFTER need not
+    exceed it. Celery (5.7) flags its signal handlers in this module attribute.
+    """
+    return celery_log._in_sighandler
+
+
 class LoopHeartbeat(bootsteps.StartStopStep):
     """A consumer step: touch the worker's heartbeat file from its event loop, and watch that loop."""
 
@@ -100,7 +116,9 @@ class LoopHeartbeat(bootsteps.StartStopStep):
     def __init__(self, c, **kwargs):
         super().__init__(c, **kwargs)
         self.file = worker_heartbeat_file(c.hostname)
-        self.watchdog = Watchdog("Worker", "WORKER_STUCK_AFTER", float(getattr(settings, "WORKER_STUCK_AFTER", 0)))
+        self.watchdog = Watchdog(
+            "Worker", "WORKER_STUCK_AFTER", float(getattr(settings, "WORKER_STUCK_AFTER", 0)), shutting_down
+        )
         self.tref = None
 
     def start(self, c):
