@@ -3,8 +3,13 @@
 Kubernetes objects are validated with kubernetes-validate (PyPI, pinned in pyproject.toml) against the
 strict JSON schemas it ships for KUBERNETES_VERSION. KEDA's ScaledObject and TriggerAuthentication
 are validated against KEDA_SCHEMAS below: written here from KEDA 2.16's documented spec
-(keda.sh/docs/2.16: "ScaledObject specification", "Redis Lists" scaler, "Authentication"), limited to
-the fields the manifests use and refusing any other; KEDA's own CRD is not vendored or fetched.
+(keda.sh/docs/2.16: "ScaledObject specification", the "Redis Lists Or Strings" scaler and its Sentinel
+variant, "Authentication"), limited to the list fields of those two scalers and refusing any other;
+KEDA's own CRD is not vendored or fetched.
+
+checkov (PyPI, the test group) runs its Kubernetes policies over the rendered overlay offline; every check
+it fails must be in the table of docs/deploy-kubernetes.md, "checkov", with its reason, and every check in
+that table must still fail, so the two cannot drift.
 
 The overlay is built with `kubectl kustomize` when kubectl is on PATH (this machine: v1.32, Kustomize
 v5.5.0). Without it, `assemble` applies the few Kustomize features the overlay uses (resources,
@@ -15,9 +20,12 @@ two outputs equal, so the fallback cannot drift from the real build.
 from __future__ import annotations
 
 import copy
+import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -35,9 +43,15 @@ PINNED_UPSTREAM = re.compile(r"^[\w./-]+(:[\w.-]+)?@sha256:[0-9a-f]{64}$|^[\w./-
 
 _STRING = {"type": "string"}
 _INT = {"type": "integer", "minimum": 0}
-REDIS_TRIGGER_FIELDS = ("databaseIndex", "listName", "listLength", "activationListLength", "enableTLS")
-# What the redis scaler reads from a TriggerAuthentication (KEDA 2.16, "Redis Lists", authentication parameters).
-REDIS_AUTH_PARAMETERS = ("address", "host", "port", "username", "password", "tls", "ca", "cert", "key", "keyPassword")
+# The list fields of the redis and redis-sentinel triggers (KEDA 2.16; sentinelMaster is the Sentinel one's).
+REDIS_TRIGGER_FIELDS = (
+    "databaseIndex", "listName", "listLength", "activationListLength", "enableTLS", "unsafeSsl", "sentinelMaster",
+)  # fmt: skip
+# What the two scalers read from a TriggerAuthentication (KEDA 2.16, their "Authentication Parameters").
+REDIS_AUTH_PARAMETERS = (
+    "address", "host", "port", "username", "password", "tls", "ca", "cert", "key", "keyPassword",
+    "addresses", "hosts", "ports", "sentinelMaster", "sentinelUsername", "sentinelPassword",
+)  # fmt: skip
 KEDA_SCHEMAS = {
     "ScaledObject": {
         "type": "object",
@@ -70,7 +84,7 @@ KEDA_SCHEMAS = {
                             "required": ["type", "metadata"],
                             "additionalProperties": False,
                             "properties": {
-                                "type": {"const": "redis"},
+                                "type": {"enum": ["redis", "redis-sentinel"]},
                                 "metadata": {
                                     "type": "object",
                                     "required": ["listName", "listLength"],
@@ -321,18 +335,40 @@ def test_probes_beat_and_grace_periods(rendered):
     assert beat["strategy"] == {"type": "Recreate"}
     for name, queue in WORKERS.items():
         pod = deployments[name]["spec"]["template"]["spec"]
-        assert pod["containers"][0]["livenessProbe"]["exec"]["command"] == ["compose/healthcheck-worker", queue]
+        container = pod["containers"][0]
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["exec"]["command"] == ["compose/healthcheck-worker", queue], (name, probe)
         assert pod["terminationGracePeriodSeconds"] >= 360 + 30, name
+    beat_container = beat["template"]["spec"]["containers"][0]
+    assert beat_container["readinessProbe"]["exec"]["command"] == ["compose/healthcheck-beat"]
 
 
-def test_keda_reads_the_brokers_address_and_credentials_from_a_secret(rendered):
+def test_keda_reads_the_brokers_address_credentials_and_tls_from_a_secret(rendered):
     (auth,) = [doc for doc in rendered if doc["kind"] == "TriggerAuthentication"]
-    parameters = {ref["parameter"] for ref in auth["spec"]["secretTargetRef"]}
-    assert parameters == {"address", "username", "password"}
+    assert {ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["spec"]["secretTargetRef"]} == {
+        parameter: ("redis-auth", parameter) for parameter in ("address", "username", "password", "tls", "ca")
+    }
     for scaled in (doc for doc in rendered if doc["kind"] == "ScaledObject"):
         for trigger in scaled["spec"]["triggers"]:
             assert "address" not in trigger["metadata"], "the address comes from the Secret, as REDIS_URL's does"
+            # KEDA refuses enableTLS/unsafeSsl next to the TriggerAuthentication's tls parameter.
+            assert not {"enableTLS", "unsafeSsl"} & set(trigger["metadata"]), scaled["metadata"]["name"]
             assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+
+
+def test_the_documented_sentinel_variant_validates_against_the_keda_spec(rendered):
+    """docs/deploy-kubernetes.md, "A managed Redis": the trigger type and two parameters change, nothing else."""
+    scaled = copy.deepcopy(_by_kind(rendered, "ScaledObject")["worker"])
+    scaled["spec"]["triggers"][0]["type"] = "redis-sentinel"
+    jsonschema.validate(scaled, KEDA_SCHEMAS["ScaledObject"])
+    auth = copy.deepcopy(_by_kind(rendered, "TriggerAuthentication")["redis-auth"])
+    for ref in auth["spec"]["secretTargetRef"]:
+        if ref["parameter"] == "address":
+            ref["parameter"] = "addresses"
+    auth["spec"]["secretTargetRef"].append(
+        {"parameter": "sentinelMaster", "name": "redis-auth", "key": "sentinelMaster"}
+    )
+    jsonschema.validate(auth, KEDA_SCHEMAS["TriggerAuthentication"])
 
 
 def test_web_and_workers_wait_for_the_migrate_job(rendered):
@@ -343,23 +379,75 @@ def test_web_and_workers_wait_for_the_migrate_job(rendered):
         assert "migrate --check" in " ".join(pod["initContainers"][0]["command"]), name
 
 
-def test_every_env_file_variable_reaches_the_pods_from_the_secret(rendered, project):
-    env_keys = {line.split("=", 1)[0] for line in (project / ".envs/.production/.django").read_text().splitlines()}
-    assert {"FLOWER_USER", "FLOWER_PASSWORD", "DJANGO_SECRET_KEY", "DATABASE_URL"} <= env_keys
-    for name, pod in _pod_specs(rendered):
-        for container in pod["containers"]:
-            sources = [source.get("secretRef", {}).get("name") for source in container["envFrom"]]
-            assert "django-env" in sources, (name, container["name"])
-    flower = _by_kind(rendered, "Deployment")["flower"]["spec"]["template"]["spec"]["containers"][0]
-    assert {env["name"]: env["valueFrom"]["secretKeyRef"]["key"] for env in flower["env"]} == {
-        "FLOWER_USER": "FLOWER_USER",
-        "FLOWER_PASSWORD": "FLOWER_PASSWORD",
+def _secrets_read(pod: dict) -> set[str]:
+    containers = pod.get("initContainers", []) + pod["containers"]
+    names = {
+        source["secretRef"]["name"] for c in containers for source in c.get("envFrom", []) if "secretRef" in source
     }
-    # KEDA's Secret holds the broker's address and credentials under the parameters' own names (docs).
-    (auth,) = _by_kind(rendered, "TriggerAuthentication").values()
-    assert {ref["parameter"]: ref["key"] for ref in auth["spec"]["secretTargetRef"]} == {
-        "address": "address", "username": "username", "password": "password",
-    }  # fmt: skip
+    names |= {
+        env["valueFrom"]["secretKeyRef"]["name"]
+        for c in containers
+        for env in c.get("env", [])
+        if "secretKeyRef" in env.get("valueFrom", {})
+    }
+    return names | {volume["secret"]["secretName"] for volume in pod.get("volumes", []) if "secret" in volume}
+
+
+def test_each_workload_reads_only_its_own_secret(rendered):
+    secrets = {name: _secrets_read(pod) for name, pod in _pod_specs(rendered)}
+    assert secrets == {
+        **{name: {"django-env"} for name in ["web", "migrate", "beat", *WORKERS]},
+        "flower": {"flower-env"},
+    }
+
+
+def test_flower_holds_no_value_of_the_django_secret(rendered, project):
+    env_file = dict(
+        line.split("=", 1) for line in (project / ".envs/.production/.django").read_text().splitlines() if line
+    )
+    flower = _by_kind(rendered, "Deployment")["flower"]["spec"]["template"]["spec"]["containers"][0]
+    literals = {env["name"]: env["value"] for env in flower["env"] if "value" in env}
+    # The settings require these at import; Flower gets stand-ins (the generated suite starts it with them).
+    assert set(literals) == {"DJANGO_SECRET_KEY", "DATABASE_URL", "DJANGO_EMAIL_HOST", "METRICS_TOKEN"}
+    assert not set(literals.values()) & set(env_file.values())
+    assert {env["name"]: env["valueFrom"]["secretKeyRef"] for env in flower["env"] if "valueFrom" in env} == {
+        "FLOWER_USER": {"name": "flower-env", "key": "FLOWER_USER"},
+        "FLOWER_PASSWORD": {"name": "flower-env", "key": "FLOWER_PASSWORD"},
+    }
+
+
+def test_the_secrets_script_writes_every_secret_the_manifests_read(rendered, project):
+    script = (project / "deploy/kubernetes/secrets").read_text()
+    written = set(re.findall(r"^apply_secret ([\w-]+) ", script, re.MULTILINE))
+    read = set().union(*(_secrets_read(pod) for _, pod in _pod_specs(rendered)))
+    read |= {
+        ref["name"]
+        for auth in _by_kind(rendered, "TriggerAuthentication").values()
+        for ref in auth["spec"]["secretTargetRef"]
+    }
+    assert written == read == {"django-env", "flower-env", "redis-auth"}
+
+
+@pytest.mark.parametrize("script", ["deploy", "secrets"])
+def test_the_deploy_scripts_parse(project, script):
+    path = project / "deploy/kubernetes" / script
+    assert path.stat().st_mode & 0o111, "executable"
+    subprocess.run(["bash", "-n", str(path)], check=True, timeout=30)
+
+
+def test_without_flower_no_pod_or_script_mentions_its_secret(bake_once):
+    project = bake_once("kubernetes-no-flower", use_kubernetes="y", use_flower="n")
+    documents = assemble(project / OVERLAY)
+    for document in documents:
+        if document["apiVersion"].startswith("keda.sh/"):
+            jsonschema.validate(document, KEDA_SCHEMAS[document["kind"]])
+        else:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    assert "flower" not in _by_kind(documents, "Deployment")
+    assert {name for _, pod in _pod_specs(documents) for name in _secrets_read(pod)} == {"django-env"}
+    script = project / "deploy/kubernetes/secrets"
+    assert "flower" not in script.read_text().lower(), "no Flower, no word of it"
+    subprocess.run(["bash", "-n", str(script)], check=True, timeout=30)
 
 
 def test_every_worker_and_web_has_a_disruption_budget(rendered):
@@ -374,3 +462,32 @@ def test_only_the_projects_pods_reach_the_datastores(rendered, project):
     project_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": project.name.replace("_", "-")}}}
     assert project_pods in policy["spec"]["ingress"][0]["from"]
     assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+
+def _documented_checkov_skips(project: Path) -> dict[str, str]:
+    doc = (project / "docs/deploy-kubernetes.md").read_text().split("\n## checkov\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(CKV\w+)` \| ([^|]+) \| ([^|]+) \|$", doc, re.MULTILINE)
+    return {check: reason.strip() for check, _, reason in rows}
+
+
+def test_checkov_fails_only_the_checks_the_docs_justify(rendered, project, tmp_path):
+    (tmp_path / "overlay.yaml").write_text(yaml.safe_dump_all(rendered))
+    # Offline: no download of external checks, no Bridgecrew mapping or API key.
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    env.pop("BC_API_KEY", None)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "checkov"), "--directory", str(tmp_path), "--framework", "kubernetes",
+         "--skip-download", "--output", "json"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    report = json.loads(result.stdout)
+    assert report["summary"]["parsing_errors"] == 0
+    results = report["results"]["passed_checks"] + report["results"]["failed_checks"]
+    checked = {check["resource"] for check in results}
+    for document in rendered:
+        if document["kind"] in ("Deployment", "Job"):
+            assert f"{document['kind']}.{document['metadata']['namespace']}.{document['metadata']['name']}" in checked
+    failed = {check["check_id"] for check in report["results"]["failed_checks"]}
+    documented = _documented_checkov_skips(project)
+    assert all(documented.values()), "each skipped check has its reason"
+    assert failed == set(documented)

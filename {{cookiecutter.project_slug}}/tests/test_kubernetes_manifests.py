@@ -8,6 +8,9 @@ import os
 import re
 import shutil
 import subprocess
+{%- if cookiecutter.use_flower == "y" %}
+import sys
+{%- endif %}
 from pathlib import Path
 
 import pytest
@@ -158,8 +161,18 @@ def test_worker_liveness_reads_the_heartbeat_of_the_node_the_worker_runs():
 
 
 FAKE_KUBECTL = """#!/usr/bin/env bash
-# Records each call; answers `get job` with the Job status the test chose.
+# Records each call and keeps a copy of each Secret's files; answers `get job` with the Job status the test chose.
 echo "$*" >> "$KUBECTL_CALLS"
+previous=""
+secret=""
+for argument in "$@"; do
+    case "$argument" in
+        --from-env-file=*) cp "${argument#*=}" "$KUBECTL_CALLS.$secret.env" ;;
+        --from-file=*) cp -r "${argument#*=}" "$KUBECTL_CALLS.$secret" ;;
+    esac
+    [[ "$previous" == generic ]] && secret="$argument"
+    previous="$argument"
+done
 case "$1 $2 $3 $4" in
     "kustomize "*) echo "rendered" ;;
     "-n "*" get job"*) echo "$JOB_STATUS" ;;
@@ -168,24 +181,25 @@ esac
 """
 
 
-def run_deploy(tmp_path: Path, job_status: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-    """deploy/kubernetes/deploy against a kubectl that records its calls: no cluster can run here."""
+def run_script(
+    tmp_path: Path, script: str, *arguments: str, **env: str
+) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """A deploy/kubernetes script against a kubectl that records its calls: no cluster can run here."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "kubectl").write_text(FAKE_KUBECTL)
     (bin_dir / "kubectl").chmod(0o755)
     calls = tmp_path / "calls"
-    env = {
-        "PATH": f"{bin_dir}{os.pathsep}/usr/bin:/bin",
-        "KUBECTL_CALLS": str(calls),
-        "JOB_STATUS": job_status,
-        "MIGRATE_TIMEOUT_SECONDS": "30",
-    }
+    environment = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "KUBECTL_CALLS": str(calls), **env}
     result = subprocess.run(
-        [str(PROJECT_DIR / "deploy/kubernetes/deploy")], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
-        timeout=60,
+        [str(PROJECT_DIR / "deploy/kubernetes" / script), *arguments], cwd=PROJECT_DIR, env=environment,
+        capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return result, calls.read_text().splitlines()
+
+
+def run_deploy(tmp_path: Path, job_status: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    return run_script(tmp_path, "deploy", JOB_STATUS=job_status, MIGRATE_TIMEOUT_SECONDS="30")
 
 
 def test_a_deploy_replaces_the_migrate_job_and_applies_the_rest_only_after_it_succeeded(tmp_path):
@@ -208,3 +222,93 @@ def test_a_failed_migrate_job_stops_the_deploy_with_its_log(tmp_path):
     assert "the migrate Job did not succeed" in result.stderr
     assert any(call.endswith("logs job/migrate --tail=200") for call in calls)
     assert not [call for call in calls if call.startswith("apply -f") and "--selector" not in call], calls
+
+
+ENV_FILE = """DJANGO_SETTINGS_MODULE=config.settings.production
+DJANGO_SECRET_KEY=the-signing-key
+DATABASE_URL=postgres://app:db-password@postgres:5432/app
+REDIS_URL={redis_url}
+DJANGO_EMAIL_HOST=smtp.example.com
+METRICS_TOKEN=the-metrics-token
+{%- if cookiecutter.use_sentry == "y" %}
+SENTRY_DSN=https://public-key@sentry.invalid/1
+{%- endif %}
+{%- if cookiecutter.use_flower == "y" %}
+FLOWER_USER=flower
+FLOWER_PASSWORD=flower-password
+{%- endif %}
+"""
+
+
+def run_secrets(tmp_path: Path, extra: str = "", *, redis_url: str = "rediss://app:p%40ss@redis.example:6380/0"):
+    env_file = tmp_path / "production.env"
+    env_file.write_text(ENV_FILE.format(redis_url=redis_url) + extra)
+    result, calls = run_script(tmp_path, "secrets", str(env_file))
+    assert result.returncode == 0, result.stderr
+    return calls, tmp_path / "calls"
+
+
+def _env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+def _auth(path: Path) -> dict[str, str]:
+    return {file.name: file.read_text() for file in path.iterdir()}
+
+
+def test_the_secrets_script_gives_each_secret_only_what_its_readers_use(tmp_path):
+    calls, recorded = run_secrets(tmp_path)
+    namespace = PROJECT_DIR.name.replace("_", "-")
+    created = [call.split()[5] for call in calls if call.startswith(f"-n {namespace} create secret generic")]
+{%- if cookiecutter.use_flower == "y" %}
+    assert created == ["django-env", "flower-env", "redis-auth"]
+    django_env = _env(Path(f"{recorded}.django-env.env"))
+    assert "FLOWER_PASSWORD" not in django_env
+    assert set(_env(Path(f"{recorded}.flower-env.env"))) == {
+        "FLOWER_USER", "FLOWER_PASSWORD", "REDIS_URL",{% if cookiecutter.use_sentry == "y" %} "SENTRY_DSN",{% endif %}
+    }  # fmt: skip
+{%- else %}
+    assert created == ["django-env", "redis-auth"]
+    django_env = _env(Path(f"{recorded}.django-env.env"))
+{%- endif %}
+    assert django_env["DATABASE_URL"] == "postgres://app:db-password@postgres:5432/app"
+    # KEDA's view of the broker: the workers' URL taken apart, TLS on for rediss://.
+    assert _auth(Path(f"{recorded}.redis-auth")) == {
+        "address": "redis.example:6380", "username": "app", "password": "p@ss", "tls": "enable", "ca": "",
+    }  # fmt: skip
+
+
+def test_keda_follows_a_separate_broker_url_and_its_sentinels(tmp_path):
+    sentinels = "sentinel://:pw@sentinel-1:26379/0;sentinel://:pw@sentinel-2:26379/0"
+    _, recorded = run_secrets(tmp_path, f"CELERY_BROKER_URL={sentinels}\nREDIS_SENTINEL_MASTER=primary\n")
+    assert _auth(Path(f"{recorded}.redis-auth")) == {
+        "address": "sentinel-1:26379,sentinel-2:26379", "username": "", "password": "pw", "tls": "disable",
+        "ca": "", "sentinelMaster": "primary",
+    }  # fmt: skip
+{%- if cookiecutter.use_flower == "y" %}
+
+
+def test_flower_starts_its_celery_app_with_only_its_own_secret_and_the_stand_ins(tmp_path):
+    _, recorded = run_secrets(tmp_path, redis_url="redis://:pw@localhost:6379/0")
+    (flower,) = [
+        document
+        for document in yaml.safe_load_all((BASE / "flower.yaml").read_text())
+        if document["kind"] == "Deployment"
+    ]
+    container = flower["spec"]["template"]["spec"]["containers"][0]
+    stand_ins = {env["name"]: env["value"] for env in container["env"] if "value" in env}
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        **_env(Path(f"{recorded}.flower-env.env")),
+        **stand_ins,
+    }
+    # What `celery -A config.celery_app flower` loads before it serves: the settings, Django's apps, every task.
+    loaded = subprocess.run(
+        [sys.executable, "-c", "from config.celery_app import app; app.loader.import_default_modules(); "
+         "print(app.conf.broker_url)"],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "redis://:pw@localhost:6379/0"
+{%- endif %}
