@@ -103,9 +103,10 @@ def shutting_down() -> bool:
     """True while Celery's shutdown handler runs: it holds the loop on purpose, for up to the soft shutdown window.
 
     The io worker's SIGTERM waits CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT there, and WORKER_STUCK_AFTER need not
-    exceed it. Celery (5.7) flags its signal handlers in this module attribute.
+    exceed it. Celery (5.7) flags its signal handlers in this module attribute; were it gone, the watchdog would
+    count the window as a stuck loop (tests/taskqueue/test_liveness.py fails), never stop watching.
     """
-    return celery_log._in_sighandler
+    return getattr(celery_log, "_in_sighandler", False)
 
 
 class LoopHeartbeat(bootsteps.StartStopStep):
