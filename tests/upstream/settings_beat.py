@@ -1,6 +1,6 @@
 """django-celery-beat's test settings (t/proj/settings.py, SQLite as upstream), plus what the project's
 scheduler reads: its Redis cache (the beat lock and the tick record) on a real redis-server the template
-test starts (UPSTREAM_REDIS_URL), the lock timeout and the heartbeat file.
+test starts (UPSTREAM_REDIS_URL), the lock timeout, the heartbeat file and the watchdog's bound.
 """
 
 import os
@@ -14,4 +14,6 @@ CACHES = {
     }
 }
 BEAT_LOCK_TIMEOUT = 30
+# The scheduler's watchdog (taskqueue/liveness.py) would end the test process: off, as in the project's test settings.
+BEAT_STUCK_AFTER = 0
 BEAT_HEARTBEAT_FILE = os.environ["UPSTREAM_HEARTBEAT_FILE"]

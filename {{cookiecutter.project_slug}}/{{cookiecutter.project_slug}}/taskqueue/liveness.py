@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from billiard.process import active_children
 from celery import bootsteps
 from celery.utils import log as celery_log
 from django.conf import settings
@@ -49,10 +48,19 @@ def worker_heartbeat_file(nodename: str) -> Path:
 class Watchdog:
     """Exit the process when ``beat()`` has not been called for ``stuck_after`` seconds while armed."""
 
-    def __init__(self, what: str, setting: str, stuck_after: float, paused: Callable[[], bool] = lambda: False):
+    def __init__(
+        self,
+        what: str,
+        setting: str,
+        stuck_after: float,
+        paused: Callable[[], bool] = lambda: False,
+        children: Callable[[], list[int]] = list,
+    ):
         self.what, self.setting, self.stuck_after = what, setting, stuck_after
         # True while something holds the loop on purpose: the watchdog counts that time as advancing.
         self.paused = paused
+        # The pids of the process's pool children, which must not outlive it.
+        self.children = children
         self.last = time.monotonic()
         self.armed = False
         self._thread: threading.Thread | None = None
@@ -90,9 +98,12 @@ class Watchdog:
             self.stuck_after,
             STUCK_EXIT_CODE,
         )
-        for child in active_children():  # prefork children: they must not outlive their parent
-            with contextlib.suppress(OSError, TypeError):
-                os.kill(child.pid, signal.SIGKILL)
+        pids: list[int] = []
+        with contextlib.suppress(Exception):  # the pool is the stuck loop's: read what can be read
+            pids = self.children()
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -118,7 +129,12 @@ class LoopHeartbeat(bootsteps.StartStopStep):
         super().__init__(c, **kwargs)
         self.file = worker_heartbeat_file(c.hostname)
         self.watchdog = Watchdog(
-            "Worker", "WORKER_STUCK_AFTER", float(getattr(settings, "WORKER_STUCK_AFTER", 0)), shutting_down
+            "Worker",
+            "WORKER_STUCK_AFTER",
+            float(getattr(settings, "WORKER_STUCK_AFTER", 0)),
+            paused=shutting_down,
+            # A prefork pool lists its children's pids in its info (a threads pool has none).
+            children=lambda: list((c.pool.info or {}).get("processes", [])) if c.pool is not None else [],
         )
         self.tref = None
 
