@@ -107,7 +107,7 @@ def test_every_script_is_strict_bash_that_ends_in_exec(project):
     for script in scripts:
         lines = script.read_text().splitlines()
         assert lines[:2] == ["#!/usr/bin/env bash", "set -o errexit -o nounset -o pipefail"], script.name
-        if script.name.startswith("healthcheck-") and "exec " not in exec_line(script):
+        if script.name.startswith("healthcheck-") and not re.search(r"^exec ", script.read_text(), re.M):
             # A probe in plain bash starts no process: it answers with its exit status.
             assert re.search(r"^\s*exit 1$", script.read_text(), re.M), script.name
             continue
