@@ -15,6 +15,7 @@ import pytest
 from config.celery_app import app as celery_app
 from tests.reliability.deployment import STARTUP_TIMEOUT, VISIBILITY_TIMEOUT
 from tests.reliability.sentinel import MASTER_NAME, SentinelTopology
+from tests.support.redis_shapes import worker_probe
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.reliability
@@ -92,3 +93,6 @@ def test_the_primary_fails_over_with_tasks_queued_and_in_flight(deployment, topo
     assert ledger.figures("probes", probes).duplicated == 0
     for worker in workers:
         assert worker.process.poll() is None, worker.output()[-3000:]
+        # Its health check, which reads the heartbeat of its event loop, passes after the failover too.
+        probe = worker_probe(worker.node)
+        assert probe.returncode == 0, probe.stdout

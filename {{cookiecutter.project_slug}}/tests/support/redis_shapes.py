@@ -5,6 +5,7 @@ deployment that sets only REDIS_URL (and REDIS_CA_CERTS for TLS) would get.
 """
 
 import contextlib
+import subprocess
 from collections.abc import Iterator
 
 from django.core.cache import cache
@@ -15,7 +16,7 @@ from config.celery_app import app as celery_app
 from tests.support.database import database_url
 from tests.support.waiting import wait_until
 from tests.taskqueue.tasks import add, record_delivery
-from tools.procfile import ProcfileProcess
+from tools.procfile import PROJECT_DIR, ProcfileProcess
 from tools.redis_server import RedisServer
 
 
@@ -66,6 +67,13 @@ def result_backend(server: RedisServer):
         return type(celery_app.backend)(app=celery_app, url=redis_roles.role_url(server.url, "results"))
 
 
+def worker_probe(node: str) -> subprocess.CompletedProcess:
+    """compose/healthcheck-worker for a worker started here under ``-n node@%h`` (its heartbeat in the default dir)."""
+    return subprocess.run(
+        [str(PROJECT_DIR / "compose/healthcheck-worker"), node], capture_output=True, text=True, timeout=30
+    )
+
+
 @contextlib.contextmanager
 def worker_on(server: RedisServer, hostname: str) -> Iterator[ProcfileProcess]:
     """The Procfile's default-queue worker, configured by REDIS_URL (and REDIS_CA_CERTS) alone."""
@@ -89,7 +97,7 @@ def worker_on(server: RedisServer, hostname: str) -> Iterator[ProcfileProcess]:
 
 
 def worker_delivers_and_stores(server: RedisServer, hostname: str) -> dict:
-    """Through a real worker on the shape: a task's cache write, a task's stored result, and the worker's log.
+    """Through a real worker on the shape: a task's cache write, a task's stored result, its probe, and its log.
 
     The caller's cache must point at the shape (use_cache_on). Sending uses the broker, the worker's
     task writes the cache, and (when the project has a result backend) the result goes where settings say.
@@ -110,5 +118,7 @@ def worker_delivers_and_stores(server: RedisServer, hostname: str) -> dict:
                 what="the stored result",
             )
             outcome["result"] = meta["result"]
+        # The health check of the worker's container, which reads the heartbeat its event loop touches.
+        outcome["probe"] = worker_probe(hostname).stdout
         outcome["log"] = worker.output()
     return outcome

@@ -171,7 +171,7 @@ def test_workers_online_per_queue(client, celery_workers):
 
 
 def test_the_token_guards_the_endpoint(client, settings):
-    settings.METRICS_TOKEN = "s3cret"  # noqa: S105
+    settings.METRICS_TOKEN = "s3cret"  # noqa: S105  # pragma: allowlist secret
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert "celery_queue_length" in client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").content.decode()

@@ -73,6 +73,7 @@ def test_a_worker_takes_tasks_and_stores_results_through_an_acl_user(acl_redis, 
         assert outcome["result"] == 3
     assert "NOPERM" not in outcome["log"]
     assert "no permissions" not in outcome["log"]
+    assert outcome["probe"].startswith("healthy"), outcome["probe"]
 
 
 def test_healthz_reports_memory_unknown_for_an_acl_user_and_stays_healthy(acl_redis, settings, client):

@@ -57,6 +57,7 @@ def test_a_worker_takes_tasks_and_stores_results_over_verified_tls(tls_redis, se
     if celery_app.conf.result_backend:
         assert outcome["result"] == 3
     assert VERIFY_FAILED not in outcome["log"]
+    assert outcome["probe"].startswith("healthy"), outcome["probe"]
 
 
 def test_the_cache_and_its_locks_work_over_verified_tls(tls_redis, settings):
