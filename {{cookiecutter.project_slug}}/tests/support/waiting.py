@@ -3,12 +3,9 @@
 import reprlib
 import time
 from collections.abc import Callable
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
-def wait_until(
+def wait_until[T](
     condition: Callable[[], T],
     *,
     timeout: float = 30.0,
