@@ -40,6 +40,38 @@ def read_env_file(path: Path) -> dict[str, str]:
     return env
 
 
+# The Python a generated project runs on (its .python-version and Dockerfile), and the oldest it supports
+# (requires-python): the generated suites run on the first, one bake's on the second.
+PROJECT_PYTHON = "3.13"
+FLOOR_PYTHON = "3.12"
+
+
+def python_interpreter(version: str) -> str:
+    """A working ``python<version>``: on PATH, in pyenv's versions, or Debian's; else fail saying how to get one.
+
+    uv is not asked: it may not download interpreters where no internet answers, and it rejects pyenv's shim
+    for a version that is not pyenv's global one.
+    """
+    candidates = [shutil.which(f"python{version}") or ""]
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += [str(path) for path in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"),
+                                                key=lambda path: path.parts[-3], reverse=True)]  # fmt: skip
+    candidates += [f"/usr/local/bin/python{version}", f"/usr/bin/python{version}"]
+    for candidate in filter(None, candidates):
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    pytest.fail(
+        f"The generated projects run on Python {version}, and no working python{version} was found on PATH, in "
+        f"{pyenv_root}/versions or /usr/bin. Install it (`pyenv install {version}`, or `uv python install "
+        f"{version}` where GitHub answers) and run again (see .ci/run).",
+        pytrace=False,
+    )
+
+
 def uv() -> str:
     found = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
     if not Path(found).exists():

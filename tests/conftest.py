@@ -9,14 +9,22 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bakery import ALL_DEPENDENCIES_CONTEXT, CACHE_DIR, TEMPLATE_DIR, bake_project, free_port, uv
+from bakery import (
+    ALL_DEPENDENCIES_CONTEXT,
+    CACHE_DIR,
+    PROJECT_PYTHON,
+    TEMPLATE_DIR,
+    bake_project,
+    free_port,
+    python_interpreter,
+    uv,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -58,20 +66,21 @@ def template_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One virtualenv with the union of every bake's dependencies, reused while they do not change."""
     project = bake_project(tmp_path_factory.mktemp("deps"), **ALL_DEPENDENCIES_CONTEXT)
     pyproject = (project / "pyproject.toml").read_bytes()
-    digest = hashlib.sha256(pyproject + sys.version.encode()).hexdigest()[:16]
+    python = python_interpreter(PROJECT_PYTHON)
+    digest = hashlib.sha256(pyproject + python.encode()).hexdigest()[:16]
     venv = CACHE_DIR / f"venv-{digest}"
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     # pytest-xdist workers share the cache: the first one builds the venv, the others wait for it.
     with (CACHE_DIR / f"venv-{digest}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (venv / ".complete").exists():
-            build_venv(venv, project / "pyproject.toml")
+            build_venv(venv, project / "pyproject.toml", python)
     return venv
 
 
-def build_venv(venv: Path, pyproject: Path) -> None:
+def build_venv(venv: Path, pyproject: Path, python: str) -> None:
     shutil.rmtree(venv, ignore_errors=True)
-    subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    subprocess.run([uv(), "venv", "--quiet", "--python", python, str(venv)], check=True)
     subprocess.run(
         [uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
          "-r", str(pyproject), "--group", f"{pyproject}:dev"],

@@ -5,9 +5,10 @@ Order of preference: an engine that already answers (DOCKER_HOST, or the default
 `--ip-forward=false`, no default bridge), stopped afterwards with the nft ruleset and the sysctls it touched put
 back as they were; else the tests fail saying how to get one.
 
-Images the compose files name (`python:3.11-slim`, `postgres:15`, `redis:7`, `axllent/mailpit:...`) are pulled
-when a registry answers; where none does, stand-ins are built from a Debian bookworm minbase made with
-debootstrap (tarball cached) and tagged with the same names. Which were used is printed.
+Images the compose files name (`python:3.13-slim`, `postgres:15`, `redis:7`, `axllent/mailpit:...`) are pulled
+when a registry answers; where none does, stand-ins are built from a Debian minbase made with debootstrap
+(tarball cached) and tagged with the same names: trixie for Python 3.13 (the suite the real `python:3.13-slim` is
+built on), bookworm for PostgreSQL 15 (trixie has only 17) and Redis 7. Which were used is printed.
 """
 
 from __future__ import annotations
@@ -191,16 +192,19 @@ def docker_engine() -> Iterator[Engine]:
 
 # Each name the compose files and the Dockerfile use -> the stand-in build directory under tests/standins/.
 STANDIN_IMAGES = {
-    "python:3.11-slim": "python",
+    "python:3.13-slim": "python",
     "redis:7": "redis",
     "postgres:15": "postgres",
 }
 MAILPIT_STANDIN = "mailpit"
+# The Debian suite each stand-in's FROM line names (template-tests/<suite>-minbase); the mailpit one is built on
+# the python stand-in.
+STANDIN_SUITES = {"python": "trixie", "redis": "bookworm", "postgres": "bookworm", MAILPIT_STANDIN: "trixie"}
 HOST_CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
 
 
-def _minbase_tarball() -> Path:
-    tarball = DOCKER_CACHE / "bookworm-minbase.tar"
+def _minbase_tarball(suite: str) -> Path:
+    tarball = DOCKER_CACHE / f"{suite}-minbase.tar"
     if tarball.exists():
         return tarball
     if not shutil.which("debootstrap"):
@@ -212,7 +216,7 @@ def _minbase_tarball() -> Path:
         rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir="/tmp"))
         try:
             subprocess.run(
-                ["debootstrap", "--variant=minbase", "--include=ca-certificates", "bookworm", str(rootfs),
+                ["debootstrap", "--variant=minbase", "--include=ca-certificates", suite, str(rootfs),
                  DEBIAN_MIRROR],
                 check=True, capture_output=True, timeout=900,
             )  # fmt: skip
@@ -257,26 +261,27 @@ def _pull(engine: Engine, name: str) -> bool:
 
 
 def ensure_base_images(engine: Engine, mailpit_image: str) -> list[str]:
-    """Make every base image present; returns the names that are stand-ins (empty where all were pulled)."""
+    """Make every base image present; returns the stand-ins as "name (Debian suite)" (empty where all were pulled)."""
     wanted = {**STANDIN_IMAGES, mailpit_image: MAILPIT_STANDIN}
-    tarball = _minbase_tarball()
-    base_digest = _standins_digest(tarball, "-")
     standins = []
     for name, directory in wanted.items():
+        suite = STANDIN_SUITES[directory]
+        tarball = _minbase_tarball(suite)
+        base_digest = _standins_digest(tarball, "-")
         # The mailpit stand-in is built on the python one: it changes with it.
         digest = _standins_digest(tarball, directory) + (
             "-" + _standins_digest(tarball, "python") if directory == MAILPIT_STANDIN else ""
         )
         if _has_image(engine, name) and _label(engine, name, "template-tests.standin") in ("", digest):
             if _label(engine, name, "template-tests.standin"):
-                standins.append(name)
+                standins.append(f"{name} ({suite})")
             continue
         if not _has_image(engine, name) and _pull(engine, name):
             continue
-        if _label(engine, "template-tests/bookworm-minbase", "template-tests.base") != base_digest:
+        if _label(engine, f"template-tests/{suite}-minbase", "template-tests.base") != base_digest:
             engine.docker(
                 "import", "--change", f"LABEL template-tests.base={base_digest}", str(tarball),
-                "template-tests/bookworm-minbase", timeout=300,
+                f"template-tests/{suite}-minbase", timeout=300,
             )  # fmt: skip
         # The host's CA bundle goes into the stand-ins: the build steps reach the package registry through it.
         with tempfile.TemporaryDirectory() as context:
@@ -286,5 +291,5 @@ def ensure_base_images(engine: Engine, mailpit_image: str) -> list[str]:
                 "build", "--network", "host", "--label", f"template-tests.standin={digest}", "-t", name, context,
                 timeout=900,
             )  # fmt: skip
-        standins.append(name)
+        standins.append(f"{name} ({suite})")
     return standins

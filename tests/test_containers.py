@@ -210,11 +210,7 @@ def engine() -> Iterator[Engine]:
         how = "a private dockerd started by the tests" if found.started_here else f"the engine at {found.host}"
         report(
             f"CONTAINERS engine: {how}; base images: "
-            + (
-                f"stand-ins built from Debian bookworm for {', '.join(found.standins)}"
-                if found.standins
-                else "the real images"
-            )
+            + (f"stand-ins built from Debian for {', '.join(found.standins)}" if found.standins else "the real images")
             + f" ({time.monotonic() - started:.0f} s)"
         )
         yield found

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from bakery import ALL_DEPENDENCIES_CONTEXT, CACHE_DIR, free_port, project_env, uv
+from bakery import ALL_DEPENDENCIES_CONTEXT, CACHE_DIR, PROJECT_PYTHON, free_port, project_env, python_interpreter, uv
 
 pytestmark = pytest.mark.upstream
 
@@ -162,13 +162,15 @@ def upstream_venv(template_venv: Path, bake_once) -> Path:
     """The generated project's dependencies plus TEST_REQUIREMENTS, cached by a digest of both."""
     project = bake_once("upstream-deps", **ALL_DEPENDENCIES_CONTEXT)
     pyproject = (project / "pyproject.toml").read_bytes()
-    digest = hashlib.sha256(pyproject + "\n".join(TEST_REQUIREMENTS).encode() + sys.version.encode()).hexdigest()
+    # The project's own Python: the patched classes are tested where they run.
+    python = python_interpreter(PROJECT_PYTHON)
+    digest = hashlib.sha256(pyproject + "\n".join(TEST_REQUIREMENTS).encode() + python.encode()).hexdigest()
     venv = CACHE_DIR / f"upstream-venv-{digest[:16]}"
     with (CACHE_DIR / f"upstream-venv-{digest[:16]}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([uv(), "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, timeout=120)
+            subprocess.run([uv(), "venv", "--quiet", "--python", python, str(venv)], check=True, timeout=120)
             result = subprocess.run(
                 [uv(), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
                  "-r", str(project / "pyproject.toml"), *TEST_REQUIREMENTS],
