@@ -53,6 +53,8 @@ DJANGO_APPS = [
 ]
 THIRD_PARTY_APPS = [
     "django_celery_beat",
+    # Django's tasks API on 5.2 (its checks and signals); Django 6 has it built in as django.tasks.
+    "django_tasks",
 {%- if cookiecutter.result_backend == "django-db" %}
     "django_celery_results",
 {%- endif %}
@@ -318,6 +320,10 @@ CELERY_TASK_ROUTES = {
 }
 # A task sent to an unknown queue is an error, not a message that no worker ever reads (check celery.E009).
 CELERY_TASK_CREATE_MISSING_QUEUES = False
+
+# Django's tasks (django.tasks; the django-tasks backport on 5.2) run on these workers and queues: a task's queue_name
+# is the Celery queue it goes to (docs/django-tasks.md).
+TASKS = {"default": {"BACKEND": "{{ cookiecutter.project_slug }}.taskqueue.task_backend.CeleryBackend"}}
 
 # Beat reads schedules from the database, so they can be edited in the admin; this subclass of
 # DatabaseScheduler also holds the beat lock and touches BEAT_HEARTBEAT_FILE on every tick for

@@ -6,8 +6,9 @@ from datetime import timedelta
 from celery import Task
 from django.utils import timezone
 
+from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
-from {{ cookiecutter.project_slug }}.taskqueue.sending import send_task_by_name
+from {{ cookiecutter.project_slug }}.taskqueue.sending import ensure_registered, send_task_by_name
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,12 @@ def replay(failed: FailedTask) -> str:
 
     Tasks are idempotent, so a replay of a task that in fact half-succeeded is safe.
     """
-    result = send_task_by_name(failed.task_name, args=failed.args, kwargs=failed.kwargs)
+    ensure_registered(failed.task_name)
+    if getattr(celery_app.tasks[failed.task_name], "replay_to_recorded_queue", False) and failed.queue:
+        # Its sender chose the queue (a Django task's queue_name), which no route can give it back.
+        result = celery_app.send_task(failed.task_name, args=failed.args, kwargs=failed.kwargs, queue=failed.queue)
+    else:
+        result = send_task_by_name(failed.task_name, args=failed.args, kwargs=failed.kwargs)
     failed.replayed_at = timezone.now()
     failed.replayed_as = result.id
     failed.save(update_fields=["replayed_at", "replayed_as"])
