@@ -10,6 +10,7 @@ import time
 
 from celery import shared_task
 
+from {{ cookiecutter.project_slug }}.taskqueue.django_tasks_api import TaskContext, task
 from tests.reliability import ledger
 
 
@@ -22,6 +23,16 @@ def apply_effect(self, key: str, hold_before: float = 0, hold_after: float = 0, 
     the message bigger.
     """
     run_id = ledger.start_run(key, self.request.id)
+    time.sleep(hold_before)
+    ledger.apply_effect_once(key, run_id)
+    time.sleep(hold_after)
+    ledger.finish_run(run_id)
+
+
+@task(takes_context=True)
+def apply_effect_as_django_task(context: TaskContext, key: str, hold_before: float = 0, hold_after: float = 0) -> None:
+    """apply_effect as a Django task (Django's ``@task``, ``.enqueue()``), run by taskqueue.run_django_task."""
+    run_id = ledger.start_run(key, context.task_result.id)
     time.sleep(hold_before)
     ledger.apply_effect_once(key, run_id)
     time.sleep(hold_after)

@@ -1,0 +1,102 @@
+"""A Django task (``@task``, ``.enqueue()``) whose worker dies mid-run: redelivered, its effect applied once.
+
+The task is enqueued by another process, as a web process enqueues it: inside a transaction, sent when it commits,
+through taskqueue/task_backend.py to the scenario's Redis. It then runs as the Celery task taskqueue.run_django_task,
+whose late ack and reject-on-worker-lost are the project's (tests/reliability/test_worker_deaths.py for its own
+tasks).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.reliability.deployment import VISIBILITY_TIMEOUT
+from tests.reliability.test_worker_deaths import HOLD, REDELIVERY_TIMEOUT, first_run, wait_completed
+from tools.procfile import PROJECT_DIR
+
+pytestmark = pytest.mark.reliability
+
+ENQUEUE = """
+import json, sys, django
+django.setup()
+from django.db import transaction
+from tests.reliability.tasks import apply_effect_as_django_task
+with transaction.atomic():
+    results = [apply_effect_as_django_task.enqueue(key, **options) for key, options in json.loads(sys.argv[1])]
+print(json.dumps([result.id for result in results]))
+"""
+
+
+def enqueue(deployment, tasks: list[tuple[str, dict]]) -> list[str]:
+    """Enqueue Django tasks (key, keyword arguments) from a process of their own, in one transaction."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENQUEUE, json.dumps(tasks)],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **deployment.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("phase", ["before-effect", "after-effect"])
+def test_a_django_tasks_pool_child_killed_mid_run_runs_again_and_applies_its_effect_once(
+    deployment, ledger, report, phase
+):
+    workers = deployment.start_workers("worker1", "worker2")
+    key = f"django-child-{phase}"
+    holds = {"hold_before": HOLD} if phase == "before-effect" else {"hold_after": HOLD}
+    (task_id,) = enqueue(deployment, [(key, holds)])
+
+    run = first_run(ledger, key, with_effect=phase == "after-effect")
+    assert run.task_id == task_id
+    victim = deployment.worker_of(run.pid)
+    assert run.pid != victim.pid, "the task ran in the pool child, not the worker's main process"
+    os.kill(run.pid, signal.SIGKILL)
+
+    wait_completed(ledger, [key], timeout=60)
+    figures = report(
+        ledger.figures(
+            f"django-task pool-child-sigkill, {phase.replace('-', ' ')}",
+            [key],
+            notes=f"2 workers; the child of {victim.node} killed",
+        )
+    )
+    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
+    assert figures.executions == 2, "the killed run was not delivered again"
+    assert {other.task_id for other in ledger.runs(key)} == {task_id}
+    assert all(worker.process.poll() is None for worker in workers)
+
+
+def test_a_django_tasks_whole_worker_killed_mid_run_is_redelivered_and_applied_once(deployment, ledger, report):
+    deployment.start_workers("worker1", "worker2")
+    keys = ["django-node-death", *(f"django-node-death-after-{number}" for number in range(10))]
+    enqueue(deployment, [(keys[0], {"hold_before": HOLD})])
+    run = first_run(ledger, keys[0])
+    doomed = deployment.worker_of(run.pid)
+    enqueue(deployment, [(key, {"hold_before": 0.2}) for key in keys[1:]])
+
+    doomed_pids = doomed.pids()
+    doomed.kill_group()  # the node dies with its pool: nobody is left to requeue the message
+    deployment.start_worker("replacement")
+    wait_completed(ledger, keys, timeout=REDELIVERY_TIMEOUT)
+
+    first, second = ledger.runs(keys[0])
+    waited = second.started_at - first.started_at
+    figures = report(
+        ledger.figures(
+            "django-task worker-sigkill",
+            keys,
+            notes=f"2 workers, {doomed.node} killed; redelivered {waited:.1f} s after the first run",
+        )
+    )
+    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, len(keys))
+    ledger.assert_only_killed_runs_repeated(keys, doomed_pids)
+    assert waited >= VISIBILITY_TIMEOUT - 1
