@@ -55,7 +55,7 @@ def test_a_request_whose_transaction_rolls_back_never_sends_its_task(client, tas
 
 
 @override_settings(ROOT_URLCONF="tests.taskqueue.django_task_urls")
-@pytest.mark.parametrize("queue", ["default", "io", "cpu"])
+@pytest.mark.parametrize("queue", ["default", "cpu"])
 def test_a_request_whose_transaction_commits_runs_its_task_on_the_worker_of_its_queue(
     client, celery_workers, task_events, queue
 ):
@@ -98,9 +98,20 @@ def test_a_queue_celery_does_not_declare_is_refused(task_events):
     assert task_events.of(RUNNER, "published") == []
 
 
-def test_the_system_check_names_a_backend_queue_celery_does_not_declare():
-    backend = CeleryBackend("default", {"QUEUES": ["default", "emails"]})
-    assert [(error.id, "'emails'" in error.msg) for error in backend.check()] == [("celery.E013", True)]
+def test_a_queue_whose_worker_enforces_no_time_limit_is_refused(task_events):
+    # The io worker runs threads (Procfile): nothing would bound a Django task's run there.
+    with pytest.raises(InvalidTaskError, match=r"queue 'io' is consumed by a worker that enforces no time limit"):
+        add_and_record.using(queue_name="io").enqueue("unbounded", 1, 2)
+    assert task_events.of(RUNNER, "published") == []
+
+
+def test_the_system_checks_name_a_backend_queue_undeclared_or_without_time_limits():
+    backend = CeleryBackend("default", {"QUEUES": ["default", "emails", "io"]})
+    assert [(error.id, error.msg.split("queue ")[1][:8]) for error in backend.check()] == [
+        ("celery.E013", "'emails'"),
+        ("celery.E014", "'io', wh"),
+    ]
+    assert task_backends["default"].queues == {"default", "cpu"}
     assert list(task_backends["default"].check()) == []
 
 
@@ -138,9 +149,9 @@ def test_run_after_delays_the_run(celery_workers, task_events):
 
 
 def test_a_failing_task_becomes_a_dead_letter_is_counted_and_replays_on_its_queue(client, celery_workers, task_events):
-    result = fail_on_purpose.using(queue_name="io").enqueue("dead")
+    result = fail_on_purpose.using(queue_name="cpu").enqueue("dead")
     failed = wait_until(lambda: FailedTask.objects.filter(task_id=result.id).first(), what="the dead letter")
-    assert (failed.task_name, failed.queue, failed.exception) == (RUNNER, "io", "ValueError")
+    assert (failed.task_name, failed.queue, failed.exception) == (RUNNER, "cpu", "ValueError")
     assert failed.args == ["tests.taskqueue.django_task_functions.fail_on_purpose", ["dead"], {}]
     samples = wait_until(
         lambda: (s := scrape(client)) and value(s, "celery_task_dead_lettered_total", task=RUNNER) == 1 and s,
@@ -155,7 +166,8 @@ def test_a_failing_task_becomes_a_dead_letter_is_counted_and_replays_on_its_queu
 {%- endif %}
 
     replayed_as = dead_letters.replay(failed)
-    assert [event.queue for event in published(task_events, replayed_as)] == ["io"]
+    # Not the default queue its name would route it to: the one the Django task named.
+    assert [event.queue for event in published(task_events, replayed_as)] == ["cpu"]
     wait_until(lambda: task_events.of(RUNNER, "failed", task_id=replayed_as), what="the replay to run (and fail)")
 {%- if cookiecutter.result_backend != "none" %}
 

@@ -31,6 +31,7 @@ from django.utils.module_loading import import_string
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue.arguments import ArgumentSpec, UnresolvableAnnotationError
+from {{ cookiecutter.project_slug }}.taskqueue.checks import unenforcing_queues
 from {{ cookiecutter.project_slug }}.taskqueue.django_tasks_api import (
     BaseTaskBackend,
     InvalidTaskError,
@@ -149,9 +150,10 @@ def _moment(value: Any) -> datetime | None:
 class CeleryBackend(BaseTaskBackend):
     """Runs Django tasks on the project's Celery workers (see the module docstring).
 
-    ``QUEUES``: the Django queue names allowed; by default every queue CELERY_TASK_QUEUES declares, and a name
-    outside them is refused whatever this lists (check celery.E013). A Django task's ``queue_name`` is the name of
-    the Celery queue it runs on.
+    A Django task's ``queue_name`` is the name of the Celery queue it runs on. Refused, whatever ``QUEUES`` lists
+    (checks celery.E013, celery.E014): a queue CELERY_TASK_QUEUES does not declare, which no worker consumes; and a
+    queue whose worker enforces no time limit (the io worker's threads), where a Django task, which has no
+    ``io_timeout``, would have nothing to bound its run. ``QUEUES`` (optional) narrows the queues allowed further.
     """
 
     # run_after becomes the message's ETA, within TASK_MAX_COUNTDOWN (taskqueue/message_limits.py).
@@ -162,8 +164,10 @@ class CeleryBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
+        # Read from the process definitions once per process (checks.unenforcing_queues).
+        self.unbounded_queues = set(unenforcing_queues())
         if "QUEUES" not in params:
-            self.queues = declared_queues()
+            self.queues = declared_queues() - self.unbounded_queues
         # Set per project: False where it was generated with result_backend=none.
         self.supports_get_result = result_store() is not None
 
@@ -172,6 +176,12 @@ class CeleryBackend(BaseTaskBackend):
             raise InvalidTaskError(
                 f"{task.module_path}: queue {task.queue_name!r} is not a Celery queue of this project "
                 f"(CELERY_TASK_QUEUES declares {', '.join(sorted(declared_queues()))}): no worker would ever run it."
+            )
+        if task.queue_name in self.unbounded_queues:
+            raise InvalidTaskError(
+                f"{task.module_path}: queue {task.queue_name!r} is consumed by a worker that enforces no time limit, "
+                "and a Django task has no io_timeout to bound its run. Wait on the network in a Celery task with an "
+                'io_timeout (README "Celery task or Django task?"), or use a prefork queue.'
             )
         super().validate_task(task)
 
@@ -268,7 +278,8 @@ class CeleryBackend(BaseTaskBackend):
         return result
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:
-        declared = declared_queues()
+        undeclared = sorted(self.queues - declared_queues())
+        unbounded = sorted(self.queues & self.unbounded_queues)
         return [
             checks.Error(
                 f"TASKS[{self.alias!r}] allows queue {queue!r}, which CELERY_TASK_QUEUES does not declare: every "
@@ -276,7 +287,15 @@ class CeleryBackend(BaseTaskBackend):
                 hint=f"Add Queue({queue!r}) to CELERY_TASK_QUEUES (and a worker for it), or remove it from QUEUES.",
                 id="celery.E013",
             )
-            for queue in sorted(self.queues - declared)
+            for queue in undeclared
+        ] + [
+            checks.Error(
+                f"TASKS[{self.alias!r}] allows queue {queue!r}, whose worker enforces no time limit: every enqueue of "
+                "a Django task on it is refused, since nothing would bound its run.",
+                hint=f"Remove {queue!r} from QUEUES; send network waits as Celery tasks with an io_timeout.",
+                id="celery.E014",
+            )
+            for queue in unbounded
         ]
 
 
