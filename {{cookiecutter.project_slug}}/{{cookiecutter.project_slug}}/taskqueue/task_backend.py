@@ -77,8 +77,15 @@ def declared_queues() -> set[str]:
     return {queue.name for queue in celery_app.conf.task_queues or ()}
 
 
+def results_enabled() -> bool:
+    """Whether Celery keeps results (CELERY_RESULT_BACKEND set), read without connecting to the backend."""
+    return str(celery_app.conf.result_backend or "disabled") != "disabled"
+
+
 def result_store() -> BaseBackend | None:
     """Celery's result backend, or None when the project keeps no results."""
+    if not results_enabled():
+        return None
     backend = celery_app.backend
     return None if isinstance(backend, DisabledBackend) else backend
 
@@ -168,8 +175,11 @@ class CeleryBackend(BaseTaskBackend):
         self.unbounded_queues = set(unenforcing_queues())
         if "QUEUES" not in params:
             self.queues = declared_queues() - self.unbounded_queues
-        # Set per project: False where it was generated with result_backend=none.
-        self.supports_get_result = result_store() is not None
+
+    @property
+    def supports_get_result(self) -> bool:  # type: ignore[override]
+        # False where the project was generated with result_backend=none.
+        return results_enabled()
 
     def validate_task(self, task: Task) -> None:
         if task.queue_name not in declared_queues():
