@@ -11,10 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 import pytest
 
-from tests.reliability.deployment import VISIBILITY_TIMEOUT
+from tests.reliability.deployment import VISIBILITY_TIMEOUT, Deployment
+from tests.reliability.ledger import Figures
 from tests.reliability.test_worker_deaths import HOLD, REDELIVERY_TIMEOUT, first_run, wait_completed
 from tools.procfile import PROJECT_DIR
 
@@ -31,7 +35,7 @@ print(json.dumps([result.id for result in results]))
 """
 
 
-def enqueue(deployment, tasks: list[tuple[str, dict]]) -> list[str]:
+def enqueue(deployment: Deployment, tasks: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """Enqueue Django tasks (key, keyword arguments) from a process of their own, in one transaction."""
     done = subprocess.run(
         [sys.executable, "-c", ENQUEUE, json.dumps(tasks)],
@@ -43,13 +47,14 @@ def enqueue(deployment, tasks: list[tuple[str, dict]]) -> list[str]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
+    ids: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return ids
 
 
 @pytest.mark.parametrize("phase", ["before-effect", "after-effect"])
 def test_a_django_tasks_pool_child_killed_mid_run_runs_again_and_applies_its_effect_once(
-    deployment, ledger, report, phase
-):
+    deployment: Deployment, ledger: ModuleType, report: Callable[[Figures], Figures], phase: str
+) -> None:
     workers = deployment.start_workers("worker1", "worker2")
     key = f"django-child-{phase}"
     holds = {"hold_before": HOLD} if phase == "before-effect" else {"hold_after": HOLD}
@@ -72,10 +77,12 @@ def test_a_django_tasks_pool_child_killed_mid_run_runs_again_and_applies_its_eff
     assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
     assert figures.executions == 2, "the killed run was not delivered again"
     assert {other.task_id for other in ledger.runs(key)} == {task_id}
-    assert all(worker.process.poll() is None for worker in workers)
+    assert all(worker.process is not None and worker.process.poll() is None for worker in workers)
 
 
-def test_a_django_tasks_whole_worker_killed_mid_run_is_redelivered_and_applied_once(deployment, ledger, report):
+def test_a_django_tasks_whole_worker_killed_mid_run_is_redelivered_and_applied_once(
+    deployment: Deployment, ledger: ModuleType, report: Callable[[Figures], Figures]
+) -> None:
     deployment.start_workers("worker1", "worker2")
     keys = ["django-node-death", *(f"django-node-death-after-{number}" for number in range(10))]
     enqueue(deployment, [(keys[0], {"hold_before": HOLD})])

@@ -177,7 +177,7 @@ class CeleryBackend(BaseTaskBackend):
             self.queues = declared_queues() - self.unbounded_queues
 
     @property
-    def supports_get_result(self) -> bool:  # type: ignore[override]
+    def supports_get_result(self) -> bool:
         # False where the project was generated with result_backend=none.
         return results_enabled()
 
