@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.core.checks import run_checks
 from django.db import transaction
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -118,6 +119,10 @@ def test_the_system_checks_name_a_backend_queue_undeclared_or_without_time_limit
     ]
     assert task_backends["default"].queues == {"default", "cpu"}
     assert list(task_backends["default"].check()) == []
+    # `manage.py check` runs them (django_tasks' check, Django's own on 6.0).
+    backend_path = "{{ cookiecutter.project_slug }}.taskqueue.task_backend.CeleryBackend"
+    with override_settings(TASKS={"default": {"BACKEND": backend_path, "QUEUES": ["default", "emails"]}}):
+        assert "celery.E013" in [message.id for message in run_checks()]
 
 
 @pytest.mark.parametrize(
