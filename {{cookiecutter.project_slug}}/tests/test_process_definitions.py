@@ -15,6 +15,7 @@ from {{ cookiecutter.project_slug }}.taskqueue.process_definitions import (
     RELOADER,
     command_environment,
     compose_processes,
+    option_value,
     procfile_commands,
     script_command,
     worker_queues,
@@ -82,6 +83,22 @@ def test_a_leading_env_sets_variables_and_names_the_program():
     assert environment == {"REMAP_SIGTERM": "SIGQUIT", "A_B": "1"}
     assert argv[:2] == ["celery", "-A"]
     assert worker_queues("env REMAP_SIGTERM=SIGQUIT celery -A config.celery_app worker -Q io", {"default"}) == {"io"}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["celery", "worker", "-Q", "io"],
+        ["celery", "worker", "-Qio"],
+        ["celery", "worker", "--queues", "io"],
+        ["celery", "worker", "--queues=io"],
+        # Repeated, the last one wins: what Celery's parser does, so a check reads what the worker will consume.
+        ["celery", "worker", "-Q", "default", "--queues=io"],
+    ],
+)
+def test_an_option_is_read_in_every_spelling_celery_accepts(argv):
+    assert option_value(argv, "-Q", "--queues") == "io"
+    assert option_value(argv, "-P", "--pool") is None
 
 
 def test_every_threads_worker_turns_sigterm_into_the_soft_shutdown():

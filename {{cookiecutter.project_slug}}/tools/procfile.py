@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 from {{ cookiecutter.project_slug }}.taskqueue.process_definitions import procfile_commands
 
@@ -36,7 +37,7 @@ class ProcfileProcess:
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "ProcfileProcess":
+    def start(self) -> Self:
         log = self.log_path.open("ab")
         # `exec` so the shell is replaced and signals reach the process itself, as in the start scripts.
         self.process = subprocess.Popen(
@@ -104,3 +105,12 @@ class ProcfileProcess:
 
     def __repr__(self) -> str:
         return f"<ProcfileProcess {self.name}: {shlex.quote(self.command)}>"
+
+
+class StartScript(ProcfileProcess):
+    """A compose/start-* script (``compose/start-worker-io``...), run as its container runs it."""
+
+    def __init__(self, script: str, env: dict[str, str] | None = None):
+        super().__init__("worker", env=env)
+        self.name = script
+        self.command = script

@@ -23,7 +23,7 @@ from {{ cookiecutter.project_slug }}.taskqueue.liveness import HEARTBEAT_INTERVA
 from tests.support.database import database_url
 from tests.support.waiting import wait_until
 from tests.taskqueue.shutdown_tasks import fetch_counted, sleep_counted
-from tools.procfile import PROJECT_DIR, ProcfileProcess
+from tools.procfile import PROJECT_DIR, StartScript
 from tools.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,15 +33,6 @@ STUCK_AFTER = 4
 # What an exit may take past the bound on a loaded CI machine: the watchdog looks every second.
 EXIT_MARGIN = 15
 NODES = {"compose/start-worker": "default", "compose/start-worker-io": "io", "compose/start-worker-cpu": "cpu"}
-
-
-class StartScript(ProcfileProcess):
-    """A compose/start-* script, run as its container runs it."""
-
-    def __init__(self, script: str, env: dict[str, str]):
-        super().__init__("worker", env=env)
-        self.name = script
-        self.command = script
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from config.celery_app import app as celery_app
 from tests.support.database import database_url
 from tests.support.waiting import wait_until
 from tests.taskqueue.shutdown_tasks import fetch_counted, fetch_hanging_once, sleep_counted
-from tools.procfile import ProcfileProcess
+from tools.procfile import StartScript
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,15 +30,6 @@ SOFT_SHUTDOWN_TIMEOUT = 2
 # What a worker may take past the soft window to cancel, return messages and exit, on a loaded CI machine.
 EXIT_MARGIN = 5
 STARTUP_TIMEOUT = 90
-
-
-class StartScript(ProcfileProcess):
-    """A compose/start-* script, run as its container runs it."""
-
-    def __init__(self, script: str, env: dict[str, str]):
-        super().__init__("worker", env=env)
-        self.name = script
-        self.command = script
 
 
 @pytest.fixture

@@ -42,15 +42,8 @@ POOLS_WITHOUT_TIME_LIMITS = {"threads", "solo"}
 
 def worker_pool(command: str) -> str:
     """The pool a ``celery worker`` command runs (-P/--pool), else CELERY_WORKER_POOL (prefork by default)."""
-    argv = shlex.split(command)
-    for index, arg in enumerate(argv):
-        if arg in ("-P", "--pool") and index + 1 < len(argv):
-            return argv[index + 1]
-        if arg.startswith("--pool="):
-            return arg.removeprefix("--pool=")
-        if arg.startswith("-P") and len(arg) > 2:
-            return arg[2:]
-    return str(celery_app.conf.worker_pool or "prefork")
+    pool = process_definitions.option_value(shlex.split(command), "-P", "--pool")
+    return pool or str(celery_app.conf.worker_pool or "prefork")
 
 
 def unenforcing_queues() -> dict[str, str]:

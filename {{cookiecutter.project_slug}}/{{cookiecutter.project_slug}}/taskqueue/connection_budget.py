@@ -47,33 +47,21 @@ def expand(command: str, environ: dict[str, str]) -> str:
     return VARIABLE.sub(value, command)
 
 
-def _option(argv: list[str], *names: str) -> str | None:
-    for index, arg in enumerate(argv):
-        for name in names:
-            if arg == name and index + 1 < len(argv):
-                return argv[index + 1]
-            if name.startswith("--") and arg.startswith(f"{name}="):
-                return arg.split("=", 1)[1]
-            if not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
-                return arg[len(name) :]
-    return None
-
-
 def per_replica(command: str, environ: dict[str, str]) -> tuple[int, str] | None:
     """Connections one replica of this command can hold, and how; None for a process that holds none."""
     _, argv = process_definitions.command_environment(expand(command, environ))
     program = Path(argv[0]).name if argv else ""
     if program == "gunicorn":
-        workers = int(_option(argv, "--workers", "-w") or environ.get("WEB_CONCURRENCY") or 1)
-        threads = int(_option(argv, "--threads") or 1)
+        workers = int(process_definitions.option_value(argv, "--workers", "-w") or environ.get("WEB_CONCURRENCY") or 1)
+        threads = int(process_definitions.option_value(argv, "--threads") or 1)
         return workers * threads, f"gunicorn {workers} workers x {threads} threads"
     if "runserver" in argv:
         return 1, "runserver"
     if program != "celery":
         return None
     if "worker" in argv:
-        concurrency = int(_option(argv, "-c", "--concurrency") or os.cpu_count() or 1)
-        pool = _option(argv, "-P", "--pool") or "prefork"
+        concurrency = int(process_definitions.option_value(argv, "-c", "--concurrency") or os.cpu_count() or 1)
+        pool = process_definitions.option_value(argv, "-P", "--pool") or "prefork"
         return concurrency + 1, f"-P {pool} -c {concurrency} + main process"
     if "beat" in argv:
         return 1, "beat"

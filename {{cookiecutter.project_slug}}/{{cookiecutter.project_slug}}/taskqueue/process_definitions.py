@@ -136,19 +136,27 @@ def command_environment(command: str) -> tuple[dict[str, str], list[str]]:
     return environment, argv
 
 
+def option_value(argv: list[str], *names: str) -> str | None:
+    """An option's value in an argv: ``-Q io``, ``-Qio``, ``--queues io`` or ``--queues=io``; the last one given
+    wins, as in Celery's own parser. One reader for every command the checks, the doctor and the budget read."""
+    found = None
+    for index, arg in enumerate(argv):
+        for name in names:
+            if arg == name and index + 1 < len(argv):
+                found = argv[index + 1]
+            elif name.startswith("--") and arg.startswith(f"{name}="):
+                found = arg.split("=", 1)[1]
+            elif not name.startswith("--") and arg.startswith(name) and len(arg) > len(name):
+                found = arg[len(name) :]
+    return found
+
+
 def worker_queues(command: str, declared: set[str]) -> set[str] | None:
     """The queues a ``celery worker`` command consumes (every declared one without -Q); None if not a worker."""
     _, argv = command_environment(command)
     if not argv or "celery" not in Path(argv[0]).name or "worker" not in argv:
         return None
-    queues = None
-    for index, arg in enumerate(argv):
-        if arg in ("-Q", "--queues") and index + 1 < len(argv):
-            queues = argv[index + 1]
-        elif arg.startswith("--queues="):
-            queues = arg.removeprefix("--queues=")
-        elif arg.startswith("-Q") and len(arg) > 2:
-            queues = arg[2:]
+    queues = option_value(argv, "-Q", "--queues")
     return set(queues.split(",")) if queues else set(declared)
 
 
