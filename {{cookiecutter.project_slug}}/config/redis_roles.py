@@ -6,6 +6,7 @@ the cache the one after (``redis://host:6379/0`` -> broker 0, results 1, cache 2
 """
 
 import ssl
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -73,7 +74,7 @@ def tls_options(url: str, ca_certs: str) -> dict | None:
     """For a ``rediss://`` URL: verify the server's certificate, against ``ca_certs`` if given (else the system's)."""
     if urlsplit(url).scheme != "rediss":
         return None
-    options = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    options: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
     if ca_certs:
         options["ssl_ca_certs"] = ca_certs
     return options

@@ -85,6 +85,7 @@ def test_every_worker_grace_period_covers_the_shutdown_window():
     for process in workers:
         needed, _ = checks.shutdown_window(process.command)
         assert needed > celery_app.conf.worker_soft_shutdown_timeout
+        assert process.grace_seconds is not None, process.name
         assert process.grace_seconds >= needed, process.name
     assert checks.check_worker_grace_period() == []
 

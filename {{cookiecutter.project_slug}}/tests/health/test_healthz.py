@@ -49,7 +49,7 @@ def test_healthz_answers_503_and_names_redis_when_the_broker_redis_is_down(clien
 def broker_maxmemory(redis_url):
     """Set the broker's maxmemory for one test (the test server's default user may run CONFIG)."""
     admin = redis.Redis.from_url(redis_url)
-    before = admin.config_get("maxmemory")["maxmemory"]
+    before = str(admin.config_get("maxmemory")["maxmemory"])
     yield lambda limit: admin.config_set("maxmemory", limit)
     admin.config_set("maxmemory", before)
     admin.close()

@@ -14,6 +14,9 @@ class Broker:
     ``server``: one of another shape (an ACL user, TLS), not started yet; a password-less plain one by default.
     """
 
+    # Which shape of server, for the scenario lines (tests/reliability/test_redis_shapes.py).
+    shape = "plain"
+
     def __init__(self, server: RedisServer | None = None):
         self.server = (server or RedisServer()).start()
         self.client = redis.Redis.from_url(self.server.url, **self.server.client_options())

@@ -33,7 +33,7 @@ class Node(ProcfileProcess):
 
     def pids(self) -> set[int]:
         """This process and its children (a worker's pool) now: read it before a kill, while they exist."""
-        main = self.process.pid
+        main = self.pid
         pids = {main}
         for entry in Path("/proc").glob("[0-9]*"):
             with contextlib.suppress(OSError):  # a process that ended while the table was read

@@ -3,12 +3,19 @@
 import contextlib
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from tests.support.waiting import wait_until
 
 
 def not_waiting_on(channel, queue: str) -> bool:
     return channel._waiting_on != queue
+
+
+def still_not_waiting_after(seconds: float, channel: Any, queue: str) -> bool:
+    """A second look, ``seconds`` later: the first may have come between two waits."""
+    time.sleep(seconds)
+    return not_waiting_on(channel, queue)
 
 
 @contextlib.contextmanager
@@ -27,7 +34,7 @@ def paused(worker, queue: str) -> Iterator[None]:
         # The project's transport names the queue it waits on (patches/kombu.py); a wait is sent microseconds
         # after its queue is chosen, so a second look 0.1 s later closes the gap between the two.
         wait_until(
-            lambda: not_waiting_on(channel, queue) and (time.sleep(0.1) or not_waiting_on(channel, queue)),
+            lambda: not_waiting_on(channel, queue) and still_not_waiting_after(0.1, channel, queue),
             timeout=10,
             what=lambda: f"the worker's wait on {queue} to end (waiting on {channel._waiting_on!r})",
         )

@@ -61,7 +61,7 @@ class LoopbackHTTPServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> "LoopbackHTTPServer":
         self._thread.start()

@@ -3,10 +3,12 @@
 import reprlib
 import time
 from collections.abc import Callable
+from typing import Literal
 
 
 def wait_until[T](
-    condition: Callable[[], T],
+    # The falsy "not yet" values a check returns (None, False) are not what it returns once it passes.
+    condition: Callable[[], T | Literal[False] | None],
     *,
     timeout: float = 30.0,
     interval: float = 0.05,

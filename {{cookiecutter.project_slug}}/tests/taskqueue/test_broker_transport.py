@@ -15,7 +15,9 @@ import subprocess
 import sys
 import time
 import uuid
+from functools import partial
 from queue import Empty
+from typing import Any
 
 import pytest
 import redis
@@ -344,10 +346,10 @@ def test_a_task_sent_to_each_queue_is_taken_by_its_suite_worker_through_the_clai
     markers = {queue: uuid.uuid4().hex for queue in celery_workers}
     senders = {"default": record_delivery, "io": fetch_delivery, "cpu": build_delivery}
     for queue, marker in markers.items():
-        arguments = (marker, {}) if queue == "default" else (marker,)
+        arguments: tuple[Any, ...] = (marker, {}) if queue == "default" else (marker,)
         senders[queue].apply_async(arguments)
     for queue, marker in markers.items():
-        delivery = wait_until(lambda marker=marker: cache.get(f"delivery:{marker}"), timeout=30, what=queue)
+        delivery = wait_until(partial(cache.get, f"delivery:{marker}"), timeout=30, what=queue)
         assert delivery["queue"] == queue
         channel = celery_workers[queue].consumer.task_consumer.channel
         assert channel.claims_atomically(), channel.atomic_claim_off_because()

@@ -1,6 +1,7 @@
 """Each Celery configuration check fires on the mistake it exists for."""
 
 import shutil
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -23,7 +24,7 @@ def test_project_settings_pass_every_check():
 def celery_conf():
     """Change the live Celery configuration for one test, then put it back."""
     conf = celery_app.conf
-    saved = {}
+    saved: dict[str, Any] = {}
 
     def change(**values):
         for key, value in values.items():

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import cast
 
 import pytest
 
@@ -61,13 +62,13 @@ class SilentRedis:
                     self.selector.register(client, selectors.EVENT_READ, data=self.connections[-1])
                     continue
                 try:
-                    data = key.fileobj.recv(65536)  # the client's commands, never answered
+                    data = cast(socket.socket, key.fileobj).recv(65536)  # the client's commands, never answered
                 except OSError:
                     data = b""
                 if not data:
                     key.data[1] = time.time()
                     self.selector.unregister(key.fileobj)
-                    key.fileobj.close()
+                    cast(socket.socket, key.fileobj).close()
 
     def timeline(self, started: float) -> str:
         def at(moment):
@@ -79,7 +80,7 @@ class SilentRedis:
         self.done.set()
         self.thread.join(timeout=5)
         for key in list(self.selector.get_map().values()):
-            key.fileobj.close()
+            cast(socket.socket, key.fileobj).close()
         self.selector.close()
 
 

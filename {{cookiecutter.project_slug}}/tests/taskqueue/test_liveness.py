@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,10 @@ def probe(node: str, heartbeat_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(PROJECT_DIR / "compose/healthcheck-worker"), node], env=env, capture_output=True, text=True, timeout=30
     )
+
+
+def gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists()
 
 
 def mtime(path: Path) -> float:
@@ -162,7 +167,7 @@ def test_a_worker_whose_loop_is_stuck_exits_for_its_restart_policy(start, redis_
     # The watchdog counts from the last heartbeat, up to one interval before the loop stopped.
     assert took >= STUCK_AFTER - HEARTBEAT_INTERVAL
     for child in children:  # prefork children do not outlive it
-        wait_until(lambda child=child: not Path(f"/proc/{child}").exists(), timeout=10, what=f"child {child} gone")
+        wait_until(partial(gone, child), timeout=10, what=f"child {child} gone")
 
 
 def test_a_broker_outage_longer_than_the_bound_does_not_end_the_worker(start, own_redis, tmp_path):

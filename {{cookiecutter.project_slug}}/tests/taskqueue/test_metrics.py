@@ -108,7 +108,8 @@ END_MARKER = "tests:metrics:end-of-commands"
 
 def transactions(commands: list[tuple[str, list[str]]]) -> list[list[list[str]]]:
     """The MULTI ... EXEC blocks in one client's commands, each as its commands' words."""
-    blocks, current = [], None
+    blocks: list[list[list[str]]] = []
+    current: list[list[str]] | None = None
     for command, words in commands:
         if command == "MULTI":
             current = []

@@ -38,7 +38,7 @@ def test_pyproject_caps_every_patched_package_below_its_next_minor_version():
 def test_each_patch_module_names_its_upstream_versions_issue_and_how_to_remove_it():
     assert PATCH_MODULES
     for name in PATCH_MODULES:
-        doc = importlib.import_module(f"{patches.__name__}.{name}").__doc__
+        doc = importlib.import_module(f"{patches.__name__}.{name}").__doc__ or ""
         assert re.search(r"^Upstream: [\w-]+ \d+\.\d+ \(tested with \d+\.\d+\.\d+", doc, re.M), name
         assert re.search(r"celery/[\w-]+#\d+", doc), f"{name} cites no upstream issue"
         assert "To remove it" in doc, name

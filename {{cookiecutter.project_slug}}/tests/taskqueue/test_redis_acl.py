@@ -13,6 +13,7 @@ from django.urls import reverse
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue.cache_client import redis_cache
 from {{ cookiecutter.project_slug }}.taskqueue.patches.django_celery_beat import HeartbeatDatabaseScheduler
 from tests.support.redis_shapes import broker_on, use_cache_on, worker_delivers_and_stores
 from tools.redis_server import AclUser, RedisServer
@@ -41,9 +42,9 @@ def test_the_cache_its_locks_and_clear_work_for_an_acl_user(acl_redis, settings)
     use_cache_on(settings, acl_redis)
     cache.set("report", {"rows": [1, 2]}, timeout=60)
     assert cache.get("report") == {"rows": [1, 2]}
-    held = cache.lock("lock:acl", timeout=10, blocking_timeout=0.1)
+    held = redis_cache().lock("lock:acl", timeout=10, blocking_timeout=0.1)
     assert held.acquire()
-    assert not cache.lock("lock:acl", timeout=10, blocking_timeout=0.1).acquire()
+    assert not redis_cache().lock("lock:acl", timeout=10, blocking_timeout=0.1).acquire()
     held.release()
     # django-redis would send FLUSHDB, which this user may not run; the project's client scans its prefix.
     cache.clear()

@@ -15,6 +15,7 @@ import redis
 from django.core.cache import cache
 
 from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue.cache_client import redis_cache
 from tests.support.certificates import make_ca, make_server_tls
 from tests.support.database import database_url
 from tests.support.redis_shapes import broker_connection, use_cache_on, worker_delivers_and_stores
@@ -64,7 +65,7 @@ def test_the_cache_and_its_locks_work_over_verified_tls(tls_redis, settings):
     use_cache_on(settings, tls_redis)
     cache.set("report", {"rows": [1]}, timeout=60)
     assert cache.get("report") == {"rows": [1]}
-    lock = cache.lock("lock:tls", timeout=10, blocking_timeout=0.1)
+    lock = redis_cache().lock("lock:tls", timeout=10, blocking_timeout=0.1)
     assert lock.acquire()
     lock.release()
     cache.clear()

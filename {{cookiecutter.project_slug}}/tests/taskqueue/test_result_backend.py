@@ -1,6 +1,7 @@
 """The database result backend keeps a chord's callback when header tasks retry or run twice."""
 
 import uuid
+from functools import partial
 
 import pytest
 from celery import chord, shared_task, states
@@ -89,7 +90,7 @@ def test_chords_whose_header_tasks_retry_at_once_all_send_their_callback():
         marker = uuid.uuid4().hex
         chord([retry_once.s(value) for value in range(4)])(collect.s(marker))
         runs = f"collect:{marker}:runs"
-        wait_until(lambda key=runs: cache.get(key), timeout=10, what=f"chord {number} to send its callback")
+        wait_until(partial(cache.get, runs), timeout=10, what=f"chord {number} to send its callback")
         assert cache.get(f"collect:{marker}:results") == [0, 1, 2, 3]
 
 

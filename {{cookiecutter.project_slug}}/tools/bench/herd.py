@@ -47,7 +47,7 @@ def start_consumers(app: Celery, count: int, redis_url: str, settings_module: st
     answered: set[str] = set()
     while len(answered) < count:
         for process in processes:
-            if process.process.poll() is not None:
+            if process.process is not None and process.process.poll() is not None:
                 raise BenchmarkError(f"a herd worker exited:\n{process.output()[-3000:]}")
         answered |= {node for reply in app.control.ping(timeout=1.0) for node in reply if token in node}
         if len(answered) < count and time.monotonic() > deadline:

@@ -1,6 +1,7 @@
 """Turn the runs' figures into ratios and a Markdown table (the table in docs/performance.md)."""
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,9 @@ ROWS = (
 )
 
 
-def figure(workloads: dict, path: tuple[str, ...]) -> float:
-    value = workloads
+def figure(workloads: dict, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in the report: a figure, or the dict of figures above it."""
+    value: Any = workloads
     for key in path:
         value = value[key]
     return value

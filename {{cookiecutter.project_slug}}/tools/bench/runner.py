@@ -73,7 +73,7 @@ def run_benchmark(
     """The project's settings and (if asked) Celery's defaults on the same pools, `rounds` times each."""
     # Everything this process sends goes to the benchmark's database, like its workers.
     app.conf.broker_url = redis_url
-    configurations = {"project": (project_settings, {})}
+    configurations: dict[str, tuple[str, dict[str, str]]] = {"project": (project_settings, {})}
     if compare_defaults:
         configurations["defaults"] = (CELERY_DEFAULTS_SETTINGS, {"BENCH_PROJECT_SETTINGS": project_settings})
     measured: dict[str, list[dict]] = {name: [] for name in configurations}

@@ -1,4 +1,5 @@
 import logging
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -73,7 +74,7 @@ def healthz(request):
             logger.warning("Health check %s failed", name, exc_info=True)
             checks[name] = "error"
     healthy = all(state == "ok" for state in checks.values())
-    body = {"status": "ok" if healthy else "error", "checks": checks}
+    body: dict[str, Any] = {"status": "ok" if healthy else "error", "checks": checks}
     if checks["redis"] == "ok":
         try:
             body["redis_memory"] = broker_memory()

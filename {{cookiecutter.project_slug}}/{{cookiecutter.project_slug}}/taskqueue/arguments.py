@@ -29,10 +29,13 @@ def accepted_types(annotation) -> tuple[type, ...] | None:
     if origin in (list, dict):
         return (origin,)
     if origin in (typing.Union, types.UnionType):
-        parts = [accepted_types(arg) for arg in typing.get_args(annotation)]
-        if None in parts:
-            return None
-        return tuple(kind for part in parts for kind in part)
+        kinds: list[type] = []
+        for arg in typing.get_args(annotation):
+            part = accepted_types(arg)
+            if part is None:
+                return None
+            kinds.extend(part)
+        return tuple(kinds)
     return None
 
 

@@ -7,6 +7,7 @@ A ``sentinel://`` broker URL is followed the way kombu follows it: the sentinels
 """
 
 import functools
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis
@@ -32,7 +33,7 @@ def _client(
     url: str, tls: tuple, connect_timeout: float | None, timeout: float | None, master_name: str | None
 ) -> redis.Redis:
     # One pool per URL and options for the process's life; redis-py makes a new pool in a forked child.
-    timeouts = {"socket_connect_timeout": connect_timeout, "socket_timeout": timeout}
+    timeouts: dict[str, Any] = {"socket_connect_timeout": connect_timeout, "socket_timeout": timeout}
     if urlsplit(url).scheme != "sentinel":
         return redis.Redis.from_url(url, **timeouts, **dict(tls))
     if not master_name:
@@ -41,6 +42,6 @@ def _client(
     sentinels = [urlsplit(part) for part in url.split(";") if part]
     first = sentinels[0]
     database = int(first.path.strip("/") or 0)
-    return Sentinel([(part.hostname, part.port or 26379) for part in sentinels], **timeouts).master_for(
+    return Sentinel([(part.hostname or "", part.port or 26379) for part in sentinels], **timeouts).master_for(
         master_name, db=database, password=first.password, username=first.username or None, **timeouts, **dict(tls)
     )

@@ -7,6 +7,10 @@ broker's database by mistake could not delete a queued message. Locks (``lock:*`
 keys too: clear() releases them, as FLUSHDB did.
 """
 
+from typing import cast
+
+from django.core.cache import caches
+from django_redis.cache import RedisCache
 from django_redis.client import DefaultClient
 from django_redis.client.default import glob_escape
 from django_redis.exceptions import ConnectionInterrupted
@@ -33,3 +37,9 @@ class PrefixScopedClient(DefaultClient):
                 client.unlink(*batch)
         except (ConnectionError, TimeoutError) as exc:
             raise ConnectionInterrupted(connection=client) from exc
+
+
+def redis_cache() -> RedisCache:
+    """The default cache with django-redis' API (``lock()``...): ``django.core.cache.cache`` is typed as Django's
+    BaseCache, which has none of it."""
+    return cast(RedisCache, caches["default"])

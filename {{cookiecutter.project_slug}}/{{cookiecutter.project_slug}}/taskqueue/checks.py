@@ -199,7 +199,7 @@ def routed_queues() -> dict[str, str]:
 
 def route_queues() -> dict[str, str]:
     """The queue of every route in CELERY_TASK_ROUTES, with the route it comes from."""
-    queues = {}
+    queues: dict[str, str] = {}
     routes = celery_app.conf.task_routes or {}
     if isinstance(routes, dict):
         for pattern, route in routes.items():
@@ -232,7 +232,7 @@ def check_every_queue_has_a_kubernetes_worker(app_configs=None, **kwargs):
 
 def _queues_without_a_worker(found: dict[str, list]) -> list[Error]:
     queues = routed_queues()
-    errors = []
+    errors: list[Error] = []
     for source, processes in found.items():
         consumed = set().union(*process_definitions.consumers(processes, set(queues)).values())
         errors.extend(

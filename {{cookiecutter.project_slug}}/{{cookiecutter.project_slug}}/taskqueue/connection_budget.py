@@ -84,15 +84,14 @@ def kubernetes_replicas(base_dir: Path) -> dict[str, int]:
     """The most replicas of each Deployment: its own count or its ScaledObject's maximum, the larger."""
     replicas: dict[str, int] = {}
     for document in _kubernetes_documents(base_dir):
-        name = (document.get("metadata") or {}).get("name")
+        name = str((document.get("metadata") or {}).get("name"))
         spec = document.get("spec") or {}
+        target = str((spec.get("scaleTargetRef") or {}).get("name"))
         if document.get("kind") == "Deployment" and "replicas" in spec:
             replicas[name] = max(replicas.get(name, 1), int(spec["replicas"]))
         elif document.get("kind") == "ScaledObject":
-            target = (spec.get("scaleTargetRef") or {}).get("name")
             replicas[target] = max(replicas.get(target, 1), int(spec.get("maxReplicaCount", 100)))
         elif document.get("kind") == "HorizontalPodAutoscaler":
-            target = (spec.get("scaleTargetRef") or {}).get("name")
             replicas[target] = max(replicas.get(target, 1), int(spec.get("maxReplicas", 1)))
     return replicas
 

@@ -4,8 +4,9 @@ import contextlib
 from collections.abc import Iterator
 
 from celery import Task
-from django.core.cache import cache
 from redis.exceptions import LockNotOwnedError
+
+from {{ cookiecutter.project_slug }}.taskqueue.cache_client import redis_cache
 
 # Extra seconds the lock outlives the task's hard time limit, for the worker to notice the kill.
 LOCK_MARGIN = 30
@@ -25,7 +26,9 @@ def task_lock(task: Task, key: str, *, blocking_timeout: float = 1.0) -> Iterato
     limit cannot release it, and a lock that expired while its run went on would let a
     second run in. The blocking timeout is short: the loser should give up, not queue up.
     """
-    lock = cache.lock(f"lock:{key}", timeout=hard_time_limit(task) + LOCK_MARGIN, blocking_timeout=blocking_timeout)
+    lock = redis_cache().lock(
+        f"lock:{key}", timeout=hard_time_limit(task) + LOCK_MARGIN, blocking_timeout=blocking_timeout
+    )
     acquired = lock.acquire()
     try:
         yield acquired

@@ -26,7 +26,7 @@ import logging
 import os
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, defaultdict
 
 from celery import bootsteps, states
 from celery.signals import (
@@ -75,7 +75,7 @@ class Recorder:
     def __init__(self):
         self.lock = threading.Lock()
         self.counts: Counter = Counter()  # (event, task) -> n
-        self.runtime: Counter = Counter()  # (task, field) -> n or seconds
+        self.runtime: defaultdict[tuple[str, str], float] = defaultdict(float)  # (task, field) -> n or seconds
         self.started: dict[str, float] = {}
         self.failed_deliveries: OrderedDict[tuple, None] = OrderedDict()  # (task id, delivery tag)
         self.flusher: threading.Thread | None = None
@@ -86,7 +86,7 @@ class Recorder:
 
     def reset_after_fork(self) -> None:
         self.lock = threading.Lock()
-        self.counts, self.runtime, self.started = Counter(), Counter(), {}
+        self.counts, self.runtime, self.started = Counter(), defaultdict(float), {}
         self.failed_deliveries = OrderedDict()
 
     def first_failure_of(self, delivery: tuple) -> bool:
@@ -133,18 +133,18 @@ class Recorder:
     def flush(self) -> None:
         with self.lock:
             counts, runtime = self.counts, self.runtime
-            self.counts, self.runtime = Counter(), Counter()
+            self.counts, self.runtime = Counter(), defaultdict(float)
         if not counts and not runtime:
             return
         try:
             pipe = redis().pipeline(transaction=True)  # MULTI/EXEC: a scrape sees all of this flush or none
             for (event, task), n in counts.items():
                 pipe.hincrby(COUNTS_KEY.format(event=event), task, n)
-            for (task, field), n in runtime.items():
+            for (task, field), amount in runtime.items():
                 if field == "sum":
-                    pipe.hincrbyfloat(RUNTIME_KEY, f"{task}|sum", n)
+                    pipe.hincrbyfloat(RUNTIME_KEY, f"{task}|sum", amount)
                 else:
-                    pipe.hincrby(RUNTIME_KEY, f"{task}|{field}", int(n))
+                    pipe.hincrby(RUNTIME_KEY, f"{task}|{field}", int(amount))
             pipe.execute()
         except Exception as exc:  # metrics must never fail a task; these counts are lost
             logger.warning("Could not write task metrics to Redis: %s", exc)

@@ -177,7 +177,7 @@ class CeleryBackend(BaseTaskBackend):
             self.queues = declared_queues() - self.unbounded_queues
 
     @property
-    def supports_get_result(self) -> bool:
+    def supports_get_result(self) -> bool:  # type: ignore[override]  # per call: settings decide, tests change them
         # False where the project was generated with result_backend=none.
         return results_enabled()
 
@@ -198,7 +198,7 @@ class CeleryBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
         worker_args, worker_kwargs = check_arguments(task, args, kwargs)
-        result = TaskResult(
+        result: TaskResult[Any] = TaskResult(
             task=task,
             id=str(uuid.uuid4()),
             status=TaskResultStatus.READY,
@@ -261,7 +261,7 @@ class CeleryBackend(BaseTaskBackend):
         sent = envelope["result"]
         meta = store.get_task_meta(result_id, cache=False)
         state = meta.get("status") or states.PENDING
-        result = TaskResult(
+        result: TaskResult[Any] = TaskResult(
             task=import_task(sent["task"]),
             id=result_id,
             status=STATUSES.get(state, TaskResultStatus.READY),
@@ -317,7 +317,7 @@ def run(runner: CeleryTask, module_path: str, args: list[Any], kwargs: dict[str,
     argument_spec(task).check(module_path, [*context_args, *args], kwargs)
     if task.takes_context:
         now = timezone.now()
-        running = TaskResult(
+        running: TaskResult[Any] = TaskResult(
             task=task,
             id=runner.request.id,
             status=TaskResultStatus.RUNNING,

@@ -64,6 +64,7 @@ def test_429_is_transient_and_carries_retry_after(sales_api):
 def test_retry_after_may_be_an_http_date():
     in_a_minute = timezone.now() + timedelta(seconds=60)
     seconds = api_client.parse_retry_after(in_a_minute.strftime("%a, %d %b %Y %H:%M:%S GMT"))
+    assert seconds is not None
     assert 50 < seconds <= 60
     assert api_client.parse_retry_after("soon") is None
 

@@ -36,7 +36,8 @@ def start(day: date, page_count: int) -> None:
         send_task_by_name("reports.fetch_page", args=[key, page])
 
 
-def page_fetched(day: str, page: int, rows: list[dict]) -> None:
+def page_fetched(day: str, page: int, rows: list[dict]) -> list[dict] | None:
+    """Park the rows in the cache; the last page to arrive sends the build. Nothing for fetch_page to return."""
     cache.set(_key(day, f"page:{page}"), rows, timeout=FAN_IN_TTL)
     done_key = cache.make_key(_key(day, "done"))
     with get_redis_connection("default").pipeline(transaction=True) as pipe:
@@ -47,3 +48,4 @@ def page_fetched(day: str, page: int, rows: list[dict]) -> None:
         keys = [_key(day, f"page:{number}") for number in range(1, page_count + 1)]
         parked = cache.get_many(keys)
         send_task_by_name("reports.build_report", args=[[parked[key] for key in keys], day])
+    return None

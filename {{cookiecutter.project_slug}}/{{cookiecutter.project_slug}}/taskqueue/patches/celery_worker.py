@@ -60,7 +60,8 @@ class ThreadsTaskPool(thread.TaskPool):
     def on_start(self):
         super().on_start()
         # Runs at interpreter exit before concurrent.futures joins the executor's threads (reverse order).
-        threading._register_atexit(self._exit_without_joining_hung_threads)
+        # Private: the only hook that runs before that join (typeshed does not list it).
+        threading._register_atexit(self._exit_without_joining_hung_threads)  # type: ignore[attr-defined]
 
     def terminate_job(self, pid, signal=None):
         # Called for each task still running when a cold shutdown cancels them: none can be interrupted.

@@ -31,10 +31,10 @@ import uuid
 from pathlib import Path
 
 from django.conf import settings
-from django.core.cache import cache
 from django_celery_beat.schedulers import DatabaseScheduler
 from redis.exceptions import LockError, RedisError
 
+from {{ cookiecutter.project_slug }}.taskqueue.cache_client import redis_cache
 from {{ cookiecutter.project_slug }}.taskqueue.liveness import Watchdog
 from {{ cookiecutter.project_slug }}.taskqueue.metrics import record_beat_tick
 
@@ -51,7 +51,7 @@ class HeartbeatDatabaseScheduler(DatabaseScheduler):
     def __init__(self, *args, **kwargs):
         self.lock_timeout = settings.BEAT_LOCK_TIMEOUT
         # One scheduler per beat process, so the token is this object's, not a thread's.
-        self.lock = cache.lock(BEAT_LOCK_KEY, timeout=self.lock_timeout, thread_local=False)
+        self.lock = redis_cache().lock(BEAT_LOCK_KEY, timeout=self.lock_timeout, thread_local=False)
         self.lock_token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.holds_lock = False
         self.standing_by = False

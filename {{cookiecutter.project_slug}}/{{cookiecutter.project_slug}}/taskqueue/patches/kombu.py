@@ -322,6 +322,8 @@ class ProtectedChannel:
             queue = bytes_to_str(key).rsplit(self.sep, 1)[0]
         else:
             queue, self._waiting_on = self._waiting_on, None
+            if queue is None:
+                raise Empty()  # a BLMOVE reply with no wait recorded: nothing of this channel's was moved
             # On the connection the wait came back on: the server that moved the message (after a Sentinel
             # failover a pooled connection can still reach the old primary, which knows no such claim).
             claimed = self.claim(queue, client=self.client)

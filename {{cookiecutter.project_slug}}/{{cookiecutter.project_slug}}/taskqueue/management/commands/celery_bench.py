@@ -4,6 +4,7 @@ The benchmark itself lives in tools/bench/, a development tool the production im
 """
 
 import json
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -93,7 +94,7 @@ class Command(BaseCommand):
             redis_url = with_database(base_url, 0 if server else options["redis_db"])
             client = redis_client(redis_url)
             claim(client, flush=options["yes"])
-            result = {"machine": describe_machine(client)}
+            result: dict[str, Any] = {"machine": describe_machine(client)}
             if options["herd"]:
                 result["herd"] = run_herd(
                     celery_app,
