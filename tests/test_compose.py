@@ -12,12 +12,11 @@ import os
 import re
 import shlex
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from bakery import read_env_file, run_in
+from bakery import PROJECT_PYTHON, TEMPLATE_DIR, read_env_file, run_in
 from docker.utils.build import exclude_paths
 from test_generated_project import COMBINATIONS, NO_FLOWER
 
@@ -98,7 +97,11 @@ def test_every_program_a_service_runs_is_an_executable_in_the_image(project, com
 
 
 def test_every_script_is_strict_bash_that_ends_in_exec(project):
-    scripts = [path for path in (project / "compose").rglob("*") if path.is_file() and path.suffix != ".py"]
+    scripts = [
+        path
+        for path in (project / "compose").rglob("*")
+        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
+    ]
     assert scripts
     # The Python ones (the local reloader) are linted by ruff with the rest of the code.
     for script in (project / "compose").rglob("*.py"):
@@ -270,9 +273,17 @@ def test_final_image_runs_as_an_unprivileged_user_without_build_tools(project):
     assert any(line.startswith("COPY --from=builder /opt/venv") for line in final)
 
 
-def test_image_python_is_the_python_the_tests_run_on(default_project):
+def test_image_python_is_the_python_the_tests_run_on(default_project, template_venv):
+    """The Dockerfile, .python-version, GitLab's image and the generated suites' interpreter: one Python."""
     versions = re.findall(r"^FROM python:(\d+\.\d+)-slim AS \w+$", (default_project / "Dockerfile").read_text(), re.M)
-    assert versions == [f"{sys.version_info.major}.{sys.version_info.minor}"] * 2
+    assert versions == [PROJECT_PYTHON] * 2
+    assert (default_project / ".python-version").read_text().strip() == PROJECT_PYTHON
+    gitlab_ci = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / ".gitlab-ci.yml"
+    assert f"image: python:{PROJECT_PYTHON}-slim" in gitlab_ci.read_text()
+    tested_on = run_in(
+        default_project, "python", "-c", "import sys; print('%d.%d' % sys.version_info[:2])", venv=template_venv
+    )
+    assert tested_on.stdout.strip() == PROJECT_PYTHON
 
 
 def test_dockerfile_collectstatic_step_works_with_its_build_time_placeholders(project, template_venv, tmp_path):
