@@ -54,8 +54,9 @@ def python_interpreter(version: str) -> str:
     """
     candidates = [shutil.which(f"python{version}") or ""]
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates += [str(path) for path in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"),
-                                                key=lambda path: path.parts[-3], reverse=True)]  # fmt: skip
+    installed = pyenv_root.glob(f"versions/{version}.*/bin/python{version}")
+    # The newest patch release first: 3.13.10 before 3.13.9.
+    candidates += [str(path) for path in sorted(installed, key=lambda path: _release(path.parts[-3]), reverse=True)]
     candidates += [f"/usr/local/bin/python{version}", f"/usr/bin/python{version}"]
     for candidate in filter(None, candidates):
         probe = subprocess.run(
@@ -70,6 +71,10 @@ def python_interpreter(version: str) -> str:
         f"{version}` where GitHub answers) and run again (see .ci/run).",
         pytrace=False,
     )
+
+
+def _release(name: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in name.split(".") if part.isdigit())
 
 
 def uv() -> str:
