@@ -88,10 +88,12 @@ def test_a_django_tasks_whole_worker_killed_mid_run_is_redelivered_and_applied_o
     enqueue(deployment, [(keys[0], {"hold_before": HOLD})])
     run = first_run(ledger, keys[0])
     doomed = deployment.worker_of(run.pid)
-    enqueue(deployment, [(key, {"hold_before": 0.2}) for key in keys[1:]])
-
+    # Killed at once, well inside the run's HOLD: the rest is enqueued after the kill, since enqueueing from a
+    # process of its own takes seconds on a loaded machine (the run once finished before a kill that came later).
     doomed_pids = doomed.pids()
     doomed.kill_group()  # the node dies with its pool: nobody is left to requeue the message
+    assert ledger.runs(keys[0])[0].finished_at is None, "the first run finished before its worker was killed"
+    enqueue(deployment, [(key, {"hold_before": 0.2}) for key in keys[1:]])
     deployment.start_worker("replacement")
     wait_completed(ledger, keys, timeout=REDELIVERY_TIMEOUT)
 
