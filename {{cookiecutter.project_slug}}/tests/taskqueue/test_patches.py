@@ -5,6 +5,7 @@ import importlib
 import logging
 import pkgutil
 import re
+import threading
 import tomllib
 from types import SimpleNamespace
 
@@ -13,6 +14,8 @@ from kombu import Consumer
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue import patches
 from {{ cookiecutter.project_slug }}.taskqueue.patches import report
+from {{ cookiecutter.project_slug }}.taskqueue.patches.celery_worker import ThreadsTaskPool
+from tests.support.waiting import wait_until
 from tools.procfile import PROJECT_DIR
 
 PATCH_MODULES = [module.name for module in pkgutil.iter_modules(patches.__path__) if module.name not in {"report"}]
@@ -78,3 +81,22 @@ def test_an_untested_version_is_a_warning_at_start(monkeypatch, caplog):
     monkeypatch.setitem(patches.TESTED_MINOR_VERSIONS, "kombu", "4.6")
     report.warn_about_untested_versions()
     assert re.search(r"kombu \S+ is installed, but the project's patches of it were tested with 4\.6\.x", caplog.text)
+
+
+def test_a_threads_pool_thread_that_finished_its_task_is_not_counted_as_hung():
+    # The executor keeps a finished task's thread alive, idle; only a thread inside a task may hold the exit.
+    pool = ThreadsTaskPool(limit=2)
+    pool.start()
+    try:
+        release = threading.Event()
+        running = pool.apply_async(release.wait, args=(10,))
+        finished = pool.apply_async(lambda: None)
+        finished.wait(timeout=10)
+        assert len(pool.executor._threads) == 2
+        assert len(pool._hung_threads()) == 1
+        release.set()
+        running.wait(timeout=10)
+        wait_until(lambda: pool._hung_threads() == [], timeout=10, what="no thread counted once both tasks ended")
+        assert all(worker.is_alive() for worker in pool.executor._threads)
+    finally:
+        pool.executor.shutdown(wait=True)

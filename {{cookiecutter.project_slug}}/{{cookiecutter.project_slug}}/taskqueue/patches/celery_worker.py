@@ -19,7 +19,8 @@ Upstream: celery 5.7 (tested with 5.7.0). pyproject.toml caps celery there.
    message unacked, which the broker connection's close returns to its queue (kombu's
    ``restore_at_shutdown``); the pool stops without waiting, and if a task thread is still alive when
    the worker has finished shutting down, the process exits without joining it. A warm shutdown still
-   waits for every task, as upstream.
+   waits for every task, as upstream. ``on_apply`` is upstream's with one change: each thread is marked
+   while it runs a task, as the executor's threads stay alive between tasks.
 
 To remove it: once ``Request.on_timeout`` pushes ``self._context`` itself, drop ``Request`` from
 base_task.py; once Celery's threads pool implements ``terminate_job`` and a bounded cold stop, drop
@@ -33,6 +34,7 @@ import threading
 
 from celery import concurrency
 from celery.concurrency import thread
+from celery.concurrency.base import apply_target
 from celery.signals import worker_ready
 from celery.worker import state
 from celery.worker.request import Request
@@ -59,9 +61,27 @@ class TimeLimitRequest(Request):
 class ThreadsTaskPool(thread.TaskPool):
     def on_start(self):
         super().on_start()
+        # The executor's threads outlive their tasks (idle, waiting for the next): only these are running one.
+        self._running: set[threading.Thread] = set()
+        self._running_lock = threading.Lock()
         # Runs at interpreter exit before concurrent.futures joins the executor's threads (reverse order).
         # Private: the only hook that runs before that join (typeshed does not list it).
         threading._register_atexit(self._exit_without_joining_hung_threads)  # type: ignore[attr-defined]
+
+    def on_apply(self, target, args=None, kwargs=None, callback=None, accept_callback=None, **_):
+        # Upstream's body, with apply_target run through _run_marked.
+        future = self.executor.submit(self._run_marked, target, args, kwargs, callback, accept_callback)
+        return thread.ApplyResult(future)
+
+    def _run_marked(self, *call):
+        me = threading.current_thread()
+        with self._running_lock:
+            self._running.add(me)
+        try:
+            return apply_target(*call)
+        finally:
+            with self._running_lock:
+                self._running.discard(me)
 
     def terminate_job(self, pid, signal=None):
         # Called for each task still running when a cold shutdown cancels them: none can be interrupted.
@@ -80,7 +100,10 @@ class ThreadsTaskPool(thread.TaskPool):
         return thread.BasePool.on_stop(self)
 
     def _hung_threads(self) -> list[threading.Thread]:
-        return [worker for worker in list(self.executor._threads) if worker.is_alive()]
+        # An idle thread that has not yet seen the executor's shutdown is not hung (that race made a worker whose
+        # task had finished exit 1).
+        with self._running_lock:
+            return [worker for worker in self._running if worker.is_alive()]
 
     def _exit_without_joining_hung_threads(self):
         hung = self._hung_threads()
