@@ -7,7 +7,7 @@ Workers start it with ``celery -A config.celery_app worker``; Django imports it 
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import celeryd_init, setup_logging
 
 from {{ cookiecutter.project_slug }}.taskqueue.liveness import LoopHeartbeat
 from {{ cookiecutter.project_slug }}.taskqueue.patches import celery_worker as patched_celery_worker
@@ -32,6 +32,14 @@ app = Celery(
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Each worker's event loop touches its heartbeat file (compose/healthcheck-worker) and a stuck one exits.
 app.steps["consumer"].add(LoopHeartbeat)
+
+
+@celeryd_init.connect
+def worker_publish_bounds(conf=None, **kwargs):
+    """A worker's publishes wait longer for a slow Redis than a web request's (WORKER_PUBLISH_RETRY_POLICY)."""
+    from {{ cookiecutter.project_slug }}.taskqueue.retries import use_worker_publish_bounds
+
+    use_worker_publish_bounds(conf)
 
 
 @setup_logging.connect

@@ -1,11 +1,15 @@
 """A throwaway redis-server for tests: a free loopback port, a temp dir, stopped afterwards."""
 
+import contextlib
 import dataclasses
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -133,6 +137,19 @@ class RedisServer:
         self.process = None
         if remove_data:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """Redis alive but answering nothing until the block ends (SIGSTOP, then SIGCONT): what a snapshot's fork,
+        a failover under way or a saturated network look like to a client. Connections are still accepted (by
+        the kernel), and what clients send meanwhile is read and applied once it resumes."""
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self.port} is not running")
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop and start on the same port and data directory: what AOF persistence must survive."""

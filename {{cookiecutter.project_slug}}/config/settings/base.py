@@ -262,6 +262,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 2
 # One retry of a failed publish, at once (Celery's default is three, up to a second apart).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# Inside a worker (taskqueue/retries.py sets these at worker start) a publish -- a retry, a task sent by a task -- has
+# nobody waiting on it, and giving up costs a rerun of the task: it keeps trying to connect for 15 s (Celery's default
+# and a web request's: 4 s), and retries four times, 1, 3, 5 and 5 s apart. That rides out a Redis that stalls or
+# restarts for up to about 15 s; against one that never answers, a worker's publish gives up after 15-23 s, a web
+# request's after 3-5 s (measured by tests/reliability/test_redis_stall.py). A try that timed out may still be
+# applied once Redis answers, so a stall can leave a copy of the message: tasks are idempotent. Keep the bound well
+# under CELERY_TASK_SOFT_TIME_LIMIT: a task out of time while publishing becomes a dead letter.
+WORKER_BROKER_CONNECTION_TIMEOUT = 15
+WORKER_PUBLISH_RETRY_POLICY = {"max_retries": 4, "interval_start": 1, "interval_step": 2, "interval_max": 5}
 
 # Soft shutdown (Celery 5.5+) runs when a worker goes cold: on SIGQUIT, or on SIGTERM where REMAP_SIGTERM=SIGQUIT,
 # as the io worker has (compose/start-worker-io, Procfile), whose threads no time limit can stop. For this many

@@ -59,6 +59,10 @@ class Broker:
     def restart(self) -> None:
         self.server.restart()
 
+    def stalled(self):
+        """Redis alive but answering nothing inside the block (tools/redis_server.py)."""
+        return self.server.stalled()
+
     def stop(self) -> None:
         self.client.close()
         self.server.stop(remove_data=True)

@@ -8,6 +8,7 @@ so they stay out of its migrations):
 - ``reliability_claim``: one row per idempotency key; the guard that keeps an effect single.
 - ``reliability_effect``: one row per effect applied, append-only, so a duplicate shows up as a
   second row for the same key.
+- ``reliability_signal``: names the test raised, which a task waits for (a fault is under way: act now).
 """
 
 import os
@@ -24,6 +25,7 @@ TABLES = {
     ),
     "reliability_claim": "task_key VARCHAR(200) PRIMARY KEY",
     "reliability_effect": "run_id VARCHAR(32) PRIMARY KEY, task_key VARCHAR(200) NOT NULL",
+    "reliability_signal": "name VARCHAR(200) PRIMARY KEY",
 }
 
 
@@ -58,6 +60,23 @@ def apply_effect_once(key: str, run_id: str) -> bool:
             return False
         cursor.execute("INSERT INTO reliability_effect (run_id, task_key) VALUES (%s, %s)", [run_id, key])
     return True
+
+
+def raise_signal(name: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO reliability_signal (name) VALUES (%s) ON CONFLICT DO NOTHING", [name])
+
+
+def wait_for_signal(name: str, timeout: float = 60.0) -> None:
+    """In a task: block until the test raises ``name`` (the database answers while Redis is stalled)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM reliability_signal WHERE name = %s", [name])
+            if cursor.fetchone():
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"the test did not raise the signal {name!r} within {timeout} s")
 
 
 def finish_run(run_id: str) -> None:

@@ -29,6 +29,28 @@ def apply_effect(self, key: str, hold_before: float = 0, hold_after: float = 0, 
     ledger.finish_run(run_id)
 
 
+@shared_task(name="reliability.apply_effect_after_a_retry", bind=True, max_retries=3)
+def apply_effect_after_a_retry(self, key: str, wait_for: str = "") -> None:
+    """The first run waits for the signal ``wait_for`` (a fault under way), then retries at once; the retry applies
+    the effect once. Each run's task_id in the ledger is "<id>:<retries>", so a rerun of the original shows."""
+    run_id = ledger.start_run(key, f"{self.request.id}:{self.request.retries}")
+    if self.request.retries == 0:
+        if wait_for:
+            ledger.wait_for_signal(wait_for)
+        raise self.retry(countdown=0)
+    ledger.apply_effect_once(key, run_id)
+    ledger.finish_run(run_id)
+
+
+@shared_task(name="reliability.apply_effect_when_signalled", bind=True)
+def apply_effect_when_signalled(self, key: str, wait_for: str) -> None:
+    """Apply the effect and finish once the test raises ``wait_for``: the run ends, and is acked, during a fault."""
+    run_id = ledger.start_run(key, self.request.id)
+    ledger.wait_for_signal(wait_for)
+    ledger.apply_effect_once(key, run_id)
+    ledger.finish_run(run_id)
+
+
 @task(takes_context=True)
 def apply_effect_as_django_task(context: TaskContext, key: str, hold_before: float = 0, hold_after: float = 0) -> None:
     """apply_effect as a Django task (Django's ``@task``, ``.enqueue()``), run by taskqueue.run_django_task."""

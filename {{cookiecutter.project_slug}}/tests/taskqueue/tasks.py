@@ -4,6 +4,8 @@ Named ``tests.<verb>_<noun>``, routed to each queue by their verbs, so the platf
 """
 
 from celery import shared_task
+from celery.exceptions import Reject
+from django.conf import settings
 from django.core.cache import cache
 
 
@@ -45,3 +47,15 @@ def typed(self, day: str, page: int, rows: list | None = None) -> None:
 @shared_task(name="tests.hard_limited", time_limit=60, soft_time_limit=50)
 def hard_limited() -> None:
     """A task with its own hard time limit, for the lock tests."""
+
+
+@shared_task(name="tests.retry_too_far_ahead", bind=True)
+def retry_too_far_ahead(self, marker: str) -> None:
+    """Asks for a retry past TASK_MAX_COUNTDOWN: the project's sender refuses that message every time."""
+    raise self.retry(countdown=settings.TASK_MAX_COUNTDOWN + 60)
+
+
+@shared_task(name="tests.reject_without_requeue", bind=True)
+def reject_without_requeue(self, marker: str) -> None:
+    """Rejects its message without requeue: Celery would ack and drop it."""
+    raise Reject(f"{marker} cannot be processed", requeue=False)

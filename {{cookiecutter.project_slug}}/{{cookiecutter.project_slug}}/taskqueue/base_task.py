@@ -10,16 +10,20 @@ have to remember:
   :class:`~{{ cookiecutter.project_slug }}.taskqueue.models.FailedTask`, a dead letter a person can see in the
   admin and replay with ``manage.py replay_failed_tasks`` (dead_letters.py);
 - a message whose runs keep dying with their process (a poison message) is failed after
-  ``max_deliveries`` runs instead of being delivered forever (deliveries.py).
+  ``max_deliveries`` runs instead of being delivered forever (deliveries.py);
+- a retry that cannot be published is never dropped: its message goes back to the queue, or the task
+  becomes a dead letter with the reason (retries.py).
 """
 
 import logging
 from functools import cached_property
 
 from celery.contrib.django.task import DjangoTask
+from celery.exceptions import Reject
 
 from {{ cookiecutter.project_slug }}.taskqueue.arguments import ArgumentSpec, UnresolvableAnnotationError
 from {{ cookiecutter.project_slug }}.taskqueue.deliveries import count_delivery, forget_deliveries
+from {{ cookiecutter.project_slug }}.taskqueue.retries import unpublished_retry
 
 logger = logging.getLogger(__name__)
 
@@ -36,8 +40,20 @@ class BaseTask(DjangoTask):
         self.check_arguments(args, kwargs)
 
     def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        if isinstance(retval, Reject) and retval.requeue:
+            return  # its message goes back to the queue: the next run is counted as a redelivery of it
         # The run ended (success, failure or retry): the message is done with, so is its delivery count.
         forget_deliveries(self)
+
+    def retry(self, *args, **kwargs):
+        try:
+            return super().retry(*args, **kwargs)
+        except Reject as reject:
+            # Celery 5.7 raises Reject(<the publish's exception>, requeue=False) when the retry's publish fails,
+            # and nothing else in retry() rejects: the message would be acked and the task lost.
+            if reject.requeue or not isinstance(reject.reason, Exception):
+                raise
+            raise unpublished_retry(self, reject.reason) from reject.reason
 
     @cached_property
     def argument_spec(self) -> ArgumentSpec:

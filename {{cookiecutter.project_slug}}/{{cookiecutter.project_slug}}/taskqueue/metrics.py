@@ -7,7 +7,8 @@ custom collector. No prometheus-client state lives in any process: gunicorn work
 children need no multiprocess mode, and a restarted process loses nothing.
 
 Recorded by Celery signal receivers (connected in TaskQueueConfig.ready() when ``TASK_METRICS`` is on):
-received, succeeded, failed, retried and dead-lettered counts and a runtime histogram per task name.
+received, succeeded, failed, retried and dead-lettered counts and a runtime histogram per task name, and the
+retries that could not be published, by where they went (retries.py).
 Each process buffers its counts and writes them in one transaction at most every
 ``TASK_METRICS_FLUSH_INTERVAL`` seconds, so a task costs a dict update, not a Redis round trip.
 
@@ -51,6 +52,9 @@ WORKER_KEY = PREFIX + "worker:{queue}:{hostname}"  # a key per consuming worker,
 BEAT_TICK_KEY = PREFIX + "beat:last-tick"  # Unix time of beat's last tick
 PUBLISHED_AT_HEADER = "published_at"
 EVENTS = ("received", "succeeded", "failed", "retried", "dead_lettered")
+# A retry that could not be published, by task and by where it went (retries.py): its hash's fields are
+# "<task>|<outcome>".
+RETRY_UNPUBLISHED = "retry_unpublished"
 # Seconds; no-op tasks take microseconds, report builds tens of seconds.
 RUNTIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WORKER_PRESENCE_INTERVAL = 10  # seconds between refreshes; the key lives three times as long
@@ -104,6 +108,9 @@ class Recorder:
             self.counts[(event, task)] += 1
         self.after_event()
 
+    def count_unpublished_retry(self, task: str, outcome: str) -> None:
+        self.count(RETRY_UNPUBLISHED, f"{task}|{outcome}")
+
     def finish(self, task: str, seconds: float, outcome: str | None) -> None:
         """A run ended: its runtime and its outcome (None for a run that ignored or rejected its message)."""
         with self.lock:
@@ -146,8 +153,14 @@ class Recorder:
                 else:
                     pipe.hincrby(RUNTIME_KEY, f"{task}|{field}", int(amount))
             pipe.execute()
-        except Exception as exc:  # metrics must never fail a task; these counts are lost
-            logger.warning("Could not write task metrics to Redis: %s", exc)
+        except Exception as exc:  # metrics must never fail a task
+            # Kept for the next flush: a Redis that stalls or restarts is when these counts matter most. A
+            # transaction that Redis applied but whose reply was lost is then counted twice.
+            with self.lock:
+                self.counts.update(counts)
+                for key, amount in runtime.items():
+                    self.runtime[key] += amount
+            logger.warning("Could not write task metrics to Redis, kept for the next flush: %s", exc)
 
 
 recorder = Recorder()
@@ -335,17 +348,27 @@ def dead_letters_waiting() -> int:
 
 
 def task_counts_and_runtimes() -> tuple[dict[str, dict[str, int]], dict[str, dict]]:
-    """The counters per event and task, and the runtime histograms, read in one MULTI/EXEC (as flushed)."""
+    """The counters per event and task (and per "<task>|<outcome>" for RETRY_UNPUBLISHED), and the runtime
+    histograms, read in one MULTI/EXEC (as flushed)."""
     pipe = redis().pipeline(transaction=True)
-    for event in EVENTS:
+    for event in (*EVENTS, RETRY_UNPUBLISHED):
         pipe.hgetall(COUNTS_KEY.format(event=event))
     pipe.hgetall(RUNTIME_KEY)
     *count_replies, runtime_reply = pipe.execute()
     counts = {
         event: {task.decode(): int(n) for task, n in reply.items()}
-        for event, reply in zip(EVENTS, count_replies, strict=True)
+        for event, reply in zip((*EVENTS, RETRY_UNPUBLISHED), count_replies, strict=True)
     }
     return counts, runtime_histograms(runtime_reply)
+
+
+def unpublished_retries() -> dict[str, int]:
+    """Retries that could not be published, by where they went (retries.KEPT, retries.DEAD_LETTER)."""
+    totals: dict[str, int] = {}
+    for field, n in redis().hgetall(COUNTS_KEY.format(event=RETRY_UNPUBLISHED)).items():
+        outcome = field.decode().rsplit("|", 1)[1]
+        totals[outcome] = totals.get(outcome, 0) + int(n)
+    return totals
 
 
 def runtime_histograms(reply: dict[bytes, bytes]) -> dict[str, dict]:
@@ -390,6 +413,14 @@ class TaskQueueCollector:
             for task, n in sorted(counts[event].items()):
                 family.add_metric([task], n)
             yield family
+        unpublished = CounterMetricFamily(
+            f"celery_task_{RETRY_UNPUBLISHED}",
+            "Retries that could not be published: kept (back to the queue) or dead_letter",
+            labels=["task", "outcome"],
+        )
+        for field, n in sorted(counts[RETRY_UNPUBLISHED].items()):
+            unpublished.add_metric(field.rsplit("|", 1), n)
+        yield unpublished
 
         runtime = HistogramMetricFamily("celery_task_runtime_seconds", "Task run time", labels=["task"])
         for task, histogram in sorted(histograms.items()):

@@ -27,13 +27,15 @@ class BrokerUnavailableMiddleware:
         # The error email about this response would wait on the same broker: its handler skips it.
         request.broker_unavailable = True
         logger.error(
-            "Could not enqueue a task for %s %s: the broker is unavailable: %s",
+            # A send that timed out may still be applied once Redis answers again: it may run (tasks are idempotent).
+            "Could not enqueue a task for %s %s: the broker is unavailable (the task may still run, if a send that "
+            "timed out reaches it later): %s",
             request.method,
             request.path,
             exception,
         )
         return HttpResponse(
-            "The task queue is unavailable; nothing was enqueued. Try again in a moment.",
+            "The task queue is unavailable, so your request may not have been queued. Try again in a moment.",
             status=503,
             content_type="text/plain",
             headers={"Retry-After": "30"},

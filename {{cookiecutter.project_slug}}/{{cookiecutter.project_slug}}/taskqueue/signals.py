@@ -7,6 +7,7 @@ these say which task, which message, with what arguments and whether it will ret
 import logging
 import reprlib
 
+from celery.exceptions import Reject
 from celery.signals import task_failure, task_retry, task_revoked
 
 logger = logging.getLogger(__name__)
@@ -65,3 +66,28 @@ def log_task_revoked(sender=None, request=None, terminated=False, expired=False,
         logger.warning("Task %s[%s] expired before a worker ran it; discarded", name, task_id)
     else:
         logger.warning("Task %s[%s] revoked (terminated=%s); not run", name, task_id, terminated)
+
+
+class MessageRejectedError(Exception):
+    """The dead letter's exception for a message its task rejected without requeue."""
+
+
+@task_failure.connect
+def record_rejected_message(sender=None, task_id=None, exception=None, args=None, kwargs=None, einfo=None, **extra):
+    """A task that rejects its message without requeue (``raise Reject(reason, requeue=False)``) would drop it: Celery
+    acks it. It becomes a dead letter with the reason instead, unless one was recorded already (retries.py)."""
+    if not isinstance(exception, Reject) or exception.requeue or sender is None:
+        return
+    from {{ cookiecutter.project_slug }}.taskqueue.dead_letters import record_failure
+    from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
+
+    if FailedTask.objects.filter(task_id=task_id).exists():
+        return
+    reason = exception.reason
+    error = (
+        reason if isinstance(reason, BaseException) else MessageRejectedError(f"rejected without requeue: {reason}")
+    )
+    try:
+        record_failure(task=sender, task_id=task_id, args=args, kwargs=kwargs, exc=error, traceback=str(einfo or ""))
+    except Exception:
+        logger.exception("Could not record the rejected message of %s[%s] as a dead letter", sender.name, task_id)

@@ -45,6 +45,7 @@ def queues_view(request):
         "queues": metrics.queue_states(),
         "beat_seconds_since_tick": metrics.beat_seconds_since_tick(),
         "dead_letters_waiting": metrics.dead_letters_waiting(),
+        "unpublished_retries": metrics.unpublished_retries(),
         "failures": failures,
         "failed_tasks_url": reverse("admin:taskqueue_failedtask_changelist"),
         "flower_url": getattr(settings, "FLOWER_URL", ""),

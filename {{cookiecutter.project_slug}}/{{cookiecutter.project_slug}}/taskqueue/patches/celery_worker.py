@@ -8,7 +8,9 @@ Upstream: celery 5.7 (tested with 5.7.0). pyproject.toml caps celery there.
    without pushing the killed request's context, so ``task.request`` there is the main process's empty
    one: no queue, retries 0 (``Request.on_failure``, for a lost child, does push it). The dead letter
    recorded then (dead_letters.py) had the wrong queue and retry count. This pushes the context around the upstream
-   handler.
+   handler. ``Request.on_failure`` does the same for a message the task rejected without requeue
+   (``Reject(requeue=False)``, whose ``task_failure`` it sends without the context since celery/celery#4222's
+   fix): its dead letter (signals.py) gets the queue and retries too.
 
 2. ``ThreadsTaskPool`` (``-P threads``, registered under that alias by ``install()``). Celery's threads
    pool cannot stop a task: it has no ``terminate_job`` (celery/celery#10490, fix proposed in
@@ -32,9 +34,11 @@ import os
 import sys
 import threading
 
+from billiard.einfo import ExceptionWithTraceback
 from celery import concurrency
 from celery.concurrency import thread
 from celery.concurrency.base import apply_target
+from celery.exceptions import Reject
 from celery.signals import worker_ready
 from celery.worker import state
 from celery.worker.request import Request
@@ -47,6 +51,18 @@ EXIT_WITH_ABANDONED_THREADS = 1
 
 
 class TimeLimitRequest(Request):
+    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        if not isinstance(exc, Reject) or exc.requeue:
+            return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        self.task.request_stack.push(self._context)
+        try:
+            return super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        finally:
+            self.task.request_stack.pop()
+
     def on_timeout(self, soft, timeout):
         if soft:
             return super().on_timeout(soft, timeout)
