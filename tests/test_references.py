@@ -111,7 +111,7 @@ def test_every_dotted_path_into_the_project_names_a_module_class_or_function_it_
         f"{source.relative_to(project)}: {dotted}"
         for source in sources
         for dotted in MODULE_PATH.findall(source.read_text(errors="ignore"))
-        if not module_resolves(dotted, project)
+        if not module_resolves(dotted, project) and not any(name in dotted.split(".") for name in HOW_TO_NAMES)
     ]
     assert unresolved == []
 

@@ -13,7 +13,7 @@ import yaml
 from bakery import run_in
 
 # Tests in the generated suite's reliability marker, and the figure lines they print (one test only asserts).
-TESTS = 26
+TESTS = 41
 SCENARIOS = 25
 
 
@@ -64,12 +64,14 @@ def test_generated_ci_runs_the_reliability_suite_with_a_redis_server_of_its_own(
     github = yaml.safe_load((bake(ci_tool="github") / ".github/workflows/ci.yml").read_text())["jobs"]["reliability"]
     commands = [step["run"] for step in github["steps"] if "run" in step]
     assert "uv run pytest -m reliability" in commands
+    # The inventory of delivery contracts is printed before the suite runs them.
+    assert commands.index("uv run python manage.py celery_contracts") < commands.index("uv run pytest -m reliability")
     assert any("install" in command and "redis-server" in command for command in commands)
     assert "redis" not in github["services"]
     assert "REDIS_URL" not in github["env"]
 
     gitlab = yaml.safe_load((bake(ci_tool="gitlab") / ".gitlab-ci.yml").read_text())["reliability"]
-    assert "uv run pytest -m reliability" in gitlab["script"]
+    assert gitlab["script"] == ["uv run python manage.py celery_contracts", "uv run pytest -m reliability"]
     assert any("redis-server" in command for command in gitlab["before_script"])
     assert gitlab["services"] == ["postgres:15"]
     assert gitlab["variables"]["REDIS_URL"] == ""
