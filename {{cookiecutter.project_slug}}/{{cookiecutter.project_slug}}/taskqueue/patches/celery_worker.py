@@ -34,14 +34,13 @@ import os
 import sys
 import threading
 
-from billiard.einfo import ExceptionWithTraceback
 from celery import concurrency
 from celery.concurrency import thread
 from celery.concurrency.base import apply_target
 from celery.exceptions import Reject
 from celery.signals import worker_ready
 from celery.worker import state
-from celery.worker.request import Request
+from celery.worker.request import ExceptionWithTraceback, Request  # billiard's, as Celery imports it
 
 logger = logging.getLogger("{{ cookiecutter.project_slug }}.taskqueue.patches")
 
