@@ -219,9 +219,8 @@ def apply(fault: str, broker: Broker, deployment: Deployment, run: Run, start_wo
 def settle(broker: Broker, queue: str, run: Run, timeout: float) -> None:
     def quiet() -> bool:
         try:
-            empty = broker.queued(queue) == 0 and broker.unacked() == 0
-            return empty and not run.in_flight() and bool(run.events("end"))
+            return broker.settled(queue) and not run.in_flight() and bool(run.events("end"))
         except redis.RedisError:
             return False
 
-    wait_until(quiet, timeout=timeout, interval=0.2, what="nothing queued, unacked or running")
+    wait_until(quiet, timeout=timeout, interval=0.2, what="nothing queued, being claimed, unacked or running")

@@ -7,6 +7,18 @@ import redis
 from config.celery_app import app as celery_app
 from tools.redis_server import RedisServer
 
+# How many of a queue's messages Redis holds, read in one atomic step: queued, on a worker's claim list (taken off the
+# queue by BLMOVE, not yet recorded as unacked: the project's transport, taskqueue/patches/kombu.py) and delivered
+# and unacked. Read one by one, a message moving between them meanwhile could be missed, and a test would take a
+# task in flight for a task done. KEYS: the queue, kombu's unacked hash, the transport's claim registry.
+HELD_SCRIPT = """
+local held = redis.call('LLEN', KEYS[1]) + redis.call('HLEN', KEYS[2])
+for _, claim in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+    held = held + redis.call('LLEN', claim)
+end
+return held
+"""
+
 
 class Broker:
     """A redis-server with AOF and noeviction (as the compose files run it), and a producer for it.
@@ -55,6 +67,15 @@ class Broker:
     def unacked(self) -> int:
         """Messages delivered and not acked yet (kombu's ``unacked`` hash): Redis redelivers these later."""
         return self.client.hlen("unacked")
+
+    def held(self, queue: str) -> int:
+        """Messages Redis still holds for ``queue`` (queued, being claimed, unacked), counted atomically; the unacked
+        count includes other queues' (kombu keeps one hash), which a scenario on one queue does not have."""
+        return int(self.client.eval(HELD_SCRIPT, 3, queue, "unacked", "unacked_claims"))
+
+    def settled(self, queue: str) -> bool:
+        """No message of ``queue`` left anywhere in Redis: every one was acked, or rejected without requeue."""
+        return self.held(queue) == 0
 
     def restart(self) -> None:
         self.server.restart()

@@ -62,9 +62,16 @@ def broker(request, tmp_path_factory):
     broker.stop()
 
 
-def settled(broker: Broker) -> bool:
-    """No message left anywhere: none queued, none delivered and unacked (kombu's hash)."""
-    return broker.queued("default") == 0 and broker.unacked() == 0
+def settle(broker: Broker, ledger, key: str, timeout: float) -> list:
+    """Wait until the task completed and Redis holds none of the queue's messages; return the task's runs."""
+    wait_until(lambda: ledger.completed([key]) == 1, timeout=timeout, interval=0.2, what="the task to complete")
+    wait_until(lambda: broker.settled("default"), timeout=timeout, what="no message left queued, claimed or unacked")
+    return ledger.runs(key)
+
+
+def report_applied_once(report, ledger, key: str, scenario: str, notes: str) -> None:
+    figures = report(ledger.figures(scenario, [key], notes=notes))
+    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
 
 
 def test_a_retry_published_while_redis_stalls_runs_and_applies_its_effect_once(deployment, broker, ledger, report):
@@ -75,19 +82,15 @@ def test_a_retry_published_while_redis_stalls_runs_and_applies_its_effect_once(d
     with broker.stalled():
         ledger.raise_signal(f"{key}:stalled")  # the run now asks for its retry, and the publish meets the stall
         time.sleep(STALL)  # the fault itself: Redis answers nothing this long
-    wait_until(lambda: ledger.completed([key]) == 1, timeout=60, interval=0.2, what="the retry to complete")
-    wait_until(lambda: settled(broker), timeout=VISIBILITY_TIMEOUT + 30, what="no message left queued or unacked")
-
-    runs = ledger.runs(key)
-    figures = report(
-        ledger.figures(
-            f"redis-stall during a retry, {SHAPES[broker.shape]}",
-            [key],
-            notes=f"2 workers; Redis stopped {STALL:.0f} s as the retry was published; "
-            f"{len(runs) - 1} run(s) of the retry",
-        )
+    runs = settle(broker, ledger, key, timeout=VISIBILITY_TIMEOUT + 30)
+    report_applied_once(
+        report,
+        ledger,
+        key,
+        f"redis-stall during a retry, {SHAPES[broker.shape]}",
+        notes=f"2 workers; Redis stopped {STALL:.0f} s as the retry was published; "
+        f"{len(runs) - 1} run(s) of the retry",
     )
-    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
     # The worker's publish waited the stall out: the retry ran; the original message was not run again.
     assert [run.task_id.rsplit(":", 1)[1] for run in runs][:1] == ["0"]
     assert all(run.task_id.endswith(":1") for run in runs[1:]), runs
@@ -103,17 +106,16 @@ def test_a_task_finishing_while_redis_stalls_applies_its_effect_once(deployment,
         ledger.raise_signal(f"{key}:stalled")
         wait_until(lambda: ledger.completed([key]) == 1, timeout=30, what="the run to finish while Redis stalls")
         time.sleep(STALL)  # its ack meets the stall
-    wait_until(lambda: settled(broker), timeout=VISIBILITY_TIMEOUT + 60, what="no message left queued or unacked")
+    settle(broker, ledger, key, timeout=VISIBILITY_TIMEOUT + 60)
     wait_until(lambda: all(run.finished_at for run in ledger.runs(key)), timeout=30, what="every run of it finished")
     runs = ledger.runs(key)
-    figures = report(
-        ledger.figures(
-            f"redis-stall as a task finishes, {SHAPES[broker.shape]}",
-            [key],
-            notes=f"2 workers; Redis stopped {STALL:.0f} s as the run ended and was acked; {len(runs)} run(s)",
-        )
+    report_applied_once(
+        report,
+        ledger,
+        key,
+        f"redis-stall as a task finishes, {SHAPES[broker.shape]}",
+        notes=f"2 workers; Redis stopped {STALL:.0f} s as the run ended and was acked; {len(runs)} run(s)",
     )
-    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
 
 
 class WebProcess:
@@ -179,18 +181,15 @@ def test_a_web_request_enqueueing_while_redis_stalls_answers_in_time_and_the_tas
     assert during["status"] == 503, during
     assert during["seconds"] < WEB_BOUND, during
     assert after["status"] == 200, after
-    wait_until(lambda: ledger.completed([key]) == 1, timeout=60, interval=0.2, what="the task to complete")
-    wait_until(lambda: settled(broker), timeout=VISIBILITY_TIMEOUT + 30, what="no message left queued or unacked")
-    runs = ledger.runs(key)
-    figures = report(
-        ledger.figures(
-            f"redis-stall as a web request enqueues, {SHAPES[broker.shape]}",
-            [key],
-            notes=f"503 in {during['seconds']:.1f} s during the stall, the client's second request 200; "
-            f"{len(runs)} run(s)",
-        )
+    runs = settle(broker, ledger, key, timeout=VISIBILITY_TIMEOUT + 30)
+    report_applied_once(
+        report,
+        ledger,
+        key,
+        f"redis-stall as a web request enqueues, {SHAPES[broker.shape]}",
+        notes=f"503 in {during['seconds']:.1f} s during the stall, the client's second request 200; "
+        f"{len(runs)} run(s)",
     )
-    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
 
 
 @pytest.mark.parametrize("broker", ["plain"], indirect=True)
@@ -209,18 +208,15 @@ def test_a_retry_not_published_within_the_workers_bound_goes_back_to_its_queue(d
             what="the worker to give the retry's publish up",
         )
         gave_up_after = time.monotonic() - stalled_at
-    wait_until(lambda: ledger.completed([key]) == 1, timeout=VISIBILITY_TIMEOUT + 60, what="the task to complete")
-    wait_until(lambda: settled(broker), timeout=VISIBILITY_TIMEOUT + 30, what="no message left queued or unacked")
-    runs = ledger.runs(key)
-    figures = report(
-        ledger.figures(
-            "redis-stall past a worker's publish bound during a retry, plain Redis",
-            [key],
-            notes=f"the publish given up {gave_up_after:.1f} s into the stall, the message returned to its queue; "
-            f"{len(runs)} run(s)",
-        )
+    runs = settle(broker, ledger, key, timeout=VISIBILITY_TIMEOUT + 60)
+    report_applied_once(
+        report,
+        ledger,
+        key,
+        "redis-stall past a worker's publish bound during a retry, plain Redis",
+        notes=f"the publish given up {gave_up_after:.1f} s into the stall, the message returned to its queue; "
+        f"{len(runs)} run(s)",
     )
-    assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, 1)
     # The original message ran again (retries 0) after it was returned; then its retry ran.
     assert [run.task_id.rsplit(":", 1)[1] for run in runs][:2] == ["0", "0"], runs
     assert "goes back to the queue and the task runs again" in "".join(worker.output() for worker in workers)
