@@ -9,8 +9,6 @@ tasks).
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -20,13 +18,12 @@ import pytest
 from tests.reliability.deployment import VISIBILITY_TIMEOUT, Deployment
 from tests.reliability.ledger import Figures
 from tests.reliability.test_worker_deaths import HOLD, REDELIVERY_TIMEOUT, first_run, wait_completed
-from tools.procfile import PROJECT_DIR
+from tests.support.django_process import run_python
 
 pytestmark = pytest.mark.reliability
 
 ENQUEUE = """
-import json, sys, django
-django.setup()
+import json, sys
 from django.db import transaction
 from tests.reliability.tasks import apply_effect_as_django_task
 with transaction.atomic():
@@ -37,18 +34,8 @@ print(json.dumps([result.id for result in results]))
 
 def enqueue(deployment: Deployment, tasks: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """Enqueue Django tasks (key, keyword arguments) from a process of their own, in one transaction."""
-    done = subprocess.run(
-        [sys.executable, "-c", ENQUEUE, json.dumps(tasks)],
-        cwd=PROJECT_DIR,
-        env={**os.environ, **deployment.env()},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    ids: list[str] = json.loads(done.stdout.splitlines()[-1])
-    return ids
+    ids, _ = run_python(ENQUEUE, deployment.env(), json.dumps(tasks))
+    return list(ids)
 
 
 @pytest.mark.parametrize("phase", ["before-effect", "after-effect"])

@@ -6,26 +6,20 @@ then resumed, at a moment the task chose (it waits for the test's signal in the 
 plain and on a TLS Redis, with two workers on the queue: no task is lost, and none applies its effect twice.
 """
 
-import json
-import os
-import select
-import subprocess
-import sys
 import time
 
 import pytest
 
 from tests.reliability.broker import Broker
-from tests.reliability.deployment import Deployment
 from tests.support.certificates import make_server_tls
+from tests.support.django_process import WaitingProcess
 from tests.support.waiting import wait_until
-from tools.procfile import PROJECT_DIR
 from tools.redis_server import RedisServer
 
 pytestmark = pytest.mark.reliability
 
-# Longer than the broker's 1.5 s socket timeout and than a web request's publish bound (3-5 s); shorter than a
-# worker's (WORKER_BROKER_CONNECTION_TIMEOUT, WORKER_PUBLISH_RETRY_POLICY: 15-23 s).
+# Longer than the broker's 1.5 s socket timeout and than a web request's publish bound (under 5 s); shorter than a
+# worker's (WORKER_BROKER_CONNECTION_TIMEOUT, WORKER_PUBLISH_RETRY_POLICY: 15.1 s, measured below).
 STALL = 4.0
 SHAPES = {"plain": "plain Redis", "tls": "TLS Redis"}
 # The workers' limits here: a run waits for the test's signal, then for the stall, within its soft limit (the
@@ -35,16 +29,11 @@ VISIBILITY_TIMEOUT = LIMITS["CELERY_VISIBILITY_TIMEOUT"]
 # What a web request's send may take against a Redis that does not answer (tests/taskqueue/test_enqueue_timeouts.py).
 WEB_BOUND = 5.0
 
-# A web process: set up and warmed (task modules imported, producer pool built), it says "ready", sends one request
-# when the test writes a line, and prints the answer and how long it took.
+# A web request, in a web process of its own (tests/support/django_process.py): sent when the test writes the task's
+# key, answered with the status and how long it took.
 WEB_REQUEST = """
-import json, sys, time, django
-django.setup()
-from celery import current_app
+import json, sys, time
 from django.test import Client, override_settings
-current_app.loader.import_default_modules()
-current_app.producer_pool.connections.connection.get_transport_cls()
-print("ready", flush=True)
 key = sys.stdin.readline().strip()
 started = time.monotonic()
 with override_settings(ROOT_URLCONF="tests.reliability.enqueue_urls"):
@@ -118,63 +107,19 @@ def test_a_task_finishing_while_redis_stalls_applies_its_effect_once(deployment,
     )
 
 
-class WebProcess:
-    """WEB_REQUEST in a process of its own, with the scenario's environment."""
-
-    def __init__(self, deployment: Deployment):
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", WEB_REQUEST],
-            cwd=PROJECT_DIR,
-            env={**os.environ, **deployment.env()},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def readline(self, timeout: float) -> str:
-        assert self.process.stdout is not None
-        readable, _, _ = select.select([self.process.stdout], [], [], timeout)
-        assert readable, f"the web process wrote nothing within {timeout} s: {self.stderr()}"
-        return self.process.stdout.readline()
-
-    def wait_ready(self) -> None:
-        line = self.readline(timeout=90)
-        assert line.strip() == "ready", f"the web process did not start: {line!r} {self.stderr()}"
-
-    def request(self, key: str) -> dict:
-        assert self.process.stdin is not None
-        self.process.stdin.write(key + "\n")
-        self.process.stdin.flush()
-        line = self.readline(timeout=60)
-        assert line, f"the web process ended without answering: {self.stderr()}"
-        answer: dict = json.loads(line)
-        return answer
-
-    def stderr(self) -> str:
-        self.process.kill()
-        _, err = self.process.communicate(timeout=30)
-        return err[-3000:]
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate(timeout=30)
-
-
 def test_a_web_request_enqueueing_while_redis_stalls_answers_in_time_and_the_task_runs_once(
     deployment, broker, ledger, report
 ):
     deployment.start_workers("worker1", "worker2", limits=LIMITS)
     key = f"stall-web-{broker.shape}"
-    first, again = WebProcess(deployment), WebProcess(deployment)
+    first, again = WaitingProcess(WEB_REQUEST, deployment.env()), WaitingProcess(WEB_REQUEST, deployment.env())
     try:
         first.wait_ready()
         again.wait_ready()
         with broker.stalled():
-            during = first.request(key)
+            during = first.ask(key)
         # The client is told to try again, and does: the same task, enqueued a second time, once Redis answers.
-        after = again.request(key)
+        after = again.ask(key)
     finally:
         first.close()
         again.close()

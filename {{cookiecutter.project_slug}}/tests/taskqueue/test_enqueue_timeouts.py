@@ -1,32 +1,21 @@
 """Enqueueing never hangs a request: with Redis down, or up but not answering, a view that enqueues answers
 503 with the reason within 5 s."""
 
-import json
-import os
 import selectors
 import socket
-import subprocess
-import sys
 import threading
 import time
 from typing import cast
 
 import pytest
 
-from tools.procfile import PROJECT_DIR
+from tests.support.django_process import run_python
 
-# In a process of its own: the broker settings are read when Celery first connects. The clock covers the request
-# in a process like a web server's after its first requests: the task modules and the broker transport are
-# imported and the producer pool exists (none of which connects), so a loaded machine's slow imports cannot take
-# the time that the broker's bounds are measured against (the first send's imports took 0.1 s on an idle machine,
-# 0.6 s with nine busy processes on its two cores).
+# In a web process of its own (tests/support/django_process.py, warmed first): the broker settings are read when
+# Celery first connects. The clock covers the request alone.
 REQUEST = """
-import json, time, django
-django.setup()
-from celery import current_app
+import json, time
 from django.test import Client, override_settings
-current_app.loader.import_default_modules()
-current_app.producer_pool.connections.connection.get_transport_cls()
 started = time.time()
 with override_settings(ROOT_URLCONF="tests.taskqueue.enqueue_urls"):
     response = Client(raise_request_exception=False).get("/enqueue/")
@@ -92,17 +81,9 @@ def silent_redis():
 
 
 def request_enqueue(redis_url: str) -> dict:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "REDIS_URL": redis_url}
-    result = subprocess.run(
-        [sys.executable, "-c", REQUEST],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return {**json.loads(result.stdout.strip().splitlines()[-1]), "log": result.stderr}
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.test", "REDIS_URL": redis_url}
+    answer, log = run_python(REQUEST, env, timeout=60)
+    return {**answer, "log": log}
 
 
 @pytest.mark.parametrize("shape", ["refused", "silent"])
