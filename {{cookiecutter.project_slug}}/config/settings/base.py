@@ -251,7 +251,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # overlapping it moves no message twice, since each moves in its own WATCH transaction (QoS.restore_by_tag).
     "unacked_mutex_expire": 10,
     # A send to a Redis that is down or does not answer fails within seconds instead of hanging the request
-    # (with the pool and retry bounds below: at most about 3 s, measured by tests/taskqueue/test_enqueue_timeouts.py).
+    # (with the pool and retry bounds below: within 5 s, held by tests/taskqueue/test_enqueue_timeouts.py against a
+    # Redis that never answers; 2-3 s during a 4 s stall in tests/reliability/test_redis_stall.py).
     "socket_connect_timeout": 1,
     "socket_timeout": 1.5,
     # CELERY_BROKER_URL=sentinel://host:26379/0[;sentinel://...]: kombu asks the sentinels for the primary named
@@ -264,11 +265,11 @@ CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 # Inside a worker (taskqueue/retries.py sets these at worker start) a publish -- a retry, a task sent by a task -- has
 # nobody waiting on it, and giving up costs a rerun of the task: it keeps trying to connect for 15 s (Celery's default
-# and a web request's: 4 s), and retries four times, 1, 3, 5 and 5 s apart. That rides out a Redis that stalls or
-# restarts for up to about 15 s; against one that never answers, a worker's publish gives up after 15-23 s, a web
-# request's after 3-5 s (measured by tests/reliability/test_redis_stall.py). A try that timed out may still be
-# applied once Redis answers, so a stall can leave a copy of the message: tasks are idempotent. Keep the bound well
-# under CELERY_TASK_SOFT_TIME_LIMIT: a task out of time while publishing becomes a dead letter.
+# and a web request's: 4 s), and retries up to four times, 1, 3, 5 and 5 s apart. A retry published into a 4 s stall
+# waits it out, and against a Redis that stays stalled the publish gave up 15.1 s in (both measured by
+# tests/reliability/test_redis_stall.py). A try that timed out may still be applied once Redis answers, so a stall can
+# leave a copy of the message: tasks are idempotent. Keep the bound well under CELERY_TASK_SOFT_TIME_LIMIT: a task
+# out of time while publishing becomes a dead letter.
 WORKER_BROKER_CONNECTION_TIMEOUT = 15
 WORKER_PUBLISH_RETRY_POLICY = {"max_retries": 4, "interval_start": 1, "interval_step": 2, "interval_max": 5}
 

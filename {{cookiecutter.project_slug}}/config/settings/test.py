@@ -11,6 +11,11 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default="!!!test-only-not-secret!!!")
 ALLOWED_HOSTS = ["testserver", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if env("TEST_EMAIL_OUTBOX", default=""):
+    # The delivery-contract harness's workers: emails go to files there, where the test counts them (locmem's
+    # outbox is in the worker's memory): tests/contracts/harness.py emails_sent().
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = env("TEST_EMAIL_OUTBOX")
 # Tests run without collectstatic: WhiteNoise looks files up per request instead of warning at every start.
 WHITENOISE_AUTOREFRESH = True
 

@@ -13,6 +13,8 @@ that call's effect; ``contract_tests(contract)`` turns it into one test per faul
    names the fault, what went wrong (LOST, DUPLICATED, a dead letter) and every run.
 """
 
+import email
+import email.utils
 import json
 import shlex
 import signal
@@ -37,7 +39,7 @@ from tests.support.waiting import wait_until
 from tools.procfile import PROCFILE
 
 # How long Redis answers nothing in the stall faults: longer than the broker's 1.5 s socket timeout, shorter than a
-# worker's publish bound (15-23 s).
+# worker's publish bound (15.1 s in tests/reliability/test_redis_stall.py).
 STALL = 4.0
 # Production's limits, shortened so that a whole worker's death is redelivered in seconds (TIMEOUTS); the faults that
 # hold a run while they happen get more room, so that the hold and the stall fit in the soft limit.
@@ -52,6 +54,25 @@ SETTLE_TIMEOUT = 90.0
 STARTUP_TIMEOUT = 90.0
 # The io worker's soft shutdown window for the sigterm fault (production's is 65 s).
 SOFT_SHUTDOWN_WINDOW = 10
+# The filebased email backend's separator after each message.
+EMAIL_SEPARATOR = b"\n" + b"-" * 79 + b"\n"
+
+# Where the running contract test's workers write their emails (config/settings/test.py TEST_EMAIL_OUTBOX).
+_outbox: Path | None = None
+
+
+def emails_sent(to: str) -> int:
+    """How many emails the running contract test's workers sent to the address ``to``: the effect of a task whose
+    work is an email (``effect=lambda user_id: emails_sent(to=User.objects.get(pk=user_id).email)``)."""
+    if _outbox is None:
+        raise RuntimeError("emails_sent() counts a running contract test's emails: call it from a contract's effect")
+    sent = 0
+    for path in sorted(_outbox.glob("*.log")):
+        for message in path.read_bytes().split(EMAIL_SEPARATOR):
+            if message.strip():
+                recipients = email.message_from_bytes(message).get_all("To", [])
+                sent += any(address == to for _, address in email.utils.getaddresses(recipients))
+    return sent
 
 
 def contract_tests(contract: DeliveryContract) -> Callable[..., None]:
@@ -122,11 +143,14 @@ def check(contract: DeliveryContract, fault: str, directory: Path, include: tupl
         "CELERY_CPU_CONCURRENCY": "2",
         "CELERY_IO_CONCURRENCY": "4",
         "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": str(SOFT_SHUTDOWN_WINDOW),
+        "TEST_EMAIL_OUTBOX": str(directory / "outbox"),
         **{name: str(value) for name, value in limits.items()},
     }
     deployment = Deployment(broker.url, database_url(), directory, extra_env=env)
     run = Run(directory)
     passed = False
+    global _outbox
+    _outbox = directory / "outbox"
     try:
         process = worker_process(queue)
 
@@ -180,6 +204,7 @@ def check(contract: DeliveryContract, fault: str, directory: Path, include: tupl
         )
         passed = True
     finally:
+        _outbox = None
         deployment.kill_all()
         if not passed:
             print(deployment.logs())

@@ -23,6 +23,10 @@ def test_every_task_of_the_projects_apps_is_listed_with_its_queue_and_test_tasks
     assert listed["taskqueue.purge_failed_tasks"][0] == "default"
     assert listed["error_emails.send_to_admins"][0] == "io"
     assert not [name for name in listed if name.startswith(("tests.", "contracts.", "reliability."))]
+{%- if cookiecutter.include_examples == "y" %}
+    # The examples' own contract (tests/examples/notifications/test_contracts.py) is found and named.
+    assert listed["notifications.send_welcome_email"] == ("io", "tests.examples.notifications.test_contracts")
+{%- endif %}
 
 
 def test_a_task_is_covered_by_the_module_that_declares_its_contract_whatever_the_names(tmp_path, monkeypatch):
@@ -39,4 +43,6 @@ def test_a_task_is_covered_by_the_module_that_declares_its_contract_whatever_the
     monkeypatch.delitem(sys.modules, "tests.odd.test_whatever", raising=False)
     listed = inventory()
     assert listed["taskqueue.purge_failed_tasks"] == ("default", "tests.odd.test_whatever")
+    # Listed again with the module already imported (as under pytest): found by what the module holds.
+    assert inventory()["taskqueue.purge_failed_tasks"] == ("default", "tests.odd.test_whatever")
     assert listed["error_emails.send_to_admins"][1] == "none"

@@ -19,7 +19,7 @@ the task is gone, with one log line. ``BaseTask.retry`` (base_task.py) hands tha
 Both are logged, counted as ``celery_task_retry_unpublished`` on ``/metrics``, and shown on the queues page.
 
 Worker-side publishes (a retry, a task sent by a task) also get broker bounds of their own
-(:func:`use_worker_publish_bounds`, at worker start): a web request's send gives up within about 3 s, so
+(:func:`use_worker_publish_bounds`, at worker start): a web request's send gives up within 5 s, so
 that a page answers; a worker has nobody waiting, and giving up costs a rerun of the task, so it keeps
 trying for longer (WORKER_BROKER_CONNECTION_TIMEOUT, WORKER_PUBLISH_RETRY_POLICY in config/settings/base.py).
 """

@@ -78,6 +78,18 @@ def test_two_concurrent_runs_send_one_email(user, task_events, settings):
         assert isinstance(retry.detail.exc, services.WelcomeEmailInProgress), retry.detail
 
 
+def test_a_run_waiting_on_a_long_send_backs_off_within_task_max_countdown(user, task_events, settings):
+    # The other run's send takes 4 s: backing off 1, 2, 4 s would pass a 1 s TASK_MAX_COUNTDOWN, which the sender
+    # refuses (the retry would be a dead letter); capped, the waiting run retries every second until it is sent.
+    settings.EMAIL_BACKEND, settings.TEST_EMAIL_DELAY, settings.TASK_MAX_COUNTDOWN = SLOW_EMAIL, 4, 1
+    send_welcome_email.delay(user.pk)
+    send_welcome_email.delay(user.pk)
+    task_events.wait_for("notifications.send_welcome_email", "succeeded", count=2, timeout=60)
+    assert len(task_events.of("notifications.send_welcome_email", "retried")) >= 2
+    assert not FailedTask.objects.filter(task_name="notifications.send_welcome_email").exists()
+    assert len(sent_to(user.email)) == 1
+
+
 def test_a_slow_mail_server_does_not_block_writes_to_the_user(user, task_events, settings):
     # No lock is held while the mail server answers: the user can log in (a write to its row) meanwhile.
     settings.EMAIL_BACKEND, settings.TEST_EMAIL_DELAY = SLOW_EMAIL, 3
