@@ -87,11 +87,22 @@ def mtime(path: Path) -> float:
     return path.stat().st_mtime if path.exists() else 0.0
 
 
-def hang(node: str) -> None:
-    """Hold that worker's loop: the broadcast goes through the app's broker, so the worker must use it too."""
-    celery_app.control.broadcast(
-        "hang_event_loop", arguments={"seconds": 600}, destination=[f"{node}@{socket.gethostname()}"]
+def hang(node: str) -> float:
+    """Hold that worker's loop: the broadcast goes through the app's broker, so the worker must use it too.
+
+    A worker logs "ready." before its loop's first tick sends the SUBSCRIBE of its broadcast queue (kombu's Redis
+    transport subscribes on poll start), and Redis keeps no published message for a subscriber still to come: a
+    broadcast sent at "ready." can be lost. A reply to a ping, sent the same way, shows the worker is listening.
+    """
+    destination = [f"{node}@{socket.gethostname()}"]
+    wait_until(
+        lambda: celery_app.control.ping(destination=destination, timeout=1.0),
+        timeout=60,
+        what=f"{destination[0]} answering a ping",
     )
+    sent_at = time.monotonic()
+    celery_app.control.broadcast("hang_event_loop", arguments={"seconds": 600}, destination=destination)
+    return sent_at
 
 
 @pytest.mark.parametrize("script", list(NODES))
@@ -157,8 +168,7 @@ def test_a_worker_whose_loop_is_stuck_exits_for_its_restart_policy(start, redis_
     children = [int(pid) for pid in subprocess.run(
         ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True
     ).stdout.split()]  # fmt: skip
-    hung_at = time.monotonic()
-    hang(node)
+    hung_at = hang(node)
     code = worker.wait(timeout=STUCK_AFTER + EXIT_MARGIN)
     took = time.monotonic() - hung_at
     print(f"{script}: exited {took:.1f} s after its loop stopped (WORKER_STUCK_AFTER={STUCK_AFTER})")
