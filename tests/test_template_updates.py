@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -185,3 +186,16 @@ def test_an_update_between_two_versions_of_this_one_rewrites_no_secret(template_
     assert secrets_of(project) == secrets
     assert not list(project.rglob("*.rej")), updated.stdout
     assert git(project, "diff", "--name-only", "--diff-filter=U") == ""
+
+
+def test_the_changelog_leads_with_the_version_that_generated_projects_record():
+    version = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_template_version"]
+    changelog = (TEMPLATE_DIR / "CHANGELOG.md").read_text()
+    entries = re.split(r"^## ", changelog, flags=re.MULTILINE)[1:]
+    versions = [entry.split("\n", 1)[0] for entry in entries]
+    assert versions[0] == version, f"cookiecutter.json says {version}; CHANGELOG.md's newest entry is {versions[0]}"
+    assert all(re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", name) for name in versions), versions
+    assert versions == sorted(versions, reverse=True), versions
+    for name, entry in zip(versions, entries, strict=True):
+        assert "What changes in a project:" in entry, f"{name}: say what changes in a generated project"
+        assert "What to do:" in entry, f"{name}: say what its team does"
