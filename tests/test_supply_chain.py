@@ -18,6 +18,7 @@ CI_TOOLS = ["github", "gitlab", "none"]
 # The linters come from the template's `test` group, installed next to this interpreter.
 LINTER_BIN = Path(sys.executable).parent
 WORKFLOW = ".github/workflows/ci.yml"
+UPSTREAM_WORKFLOW = ".github/workflows/upstream.yml"
 DEPENDABOT = ".github/dependabot.yml"
 RENOVATE = "renovate.json"
 # A made-up AWS key of the documented example shape: the secret scanner must stop it.
@@ -46,34 +47,63 @@ def gitlab_project(bake_once) -> Path:
     return bake_once("supply-chain-gitlab", ci_tool="gitlab", use_sentry="y")
 
 
+def workflows(owner: str, bake_once) -> tuple[Path, list[str]]:
+    """The template's own workflow, or every workflow of a generated project (its CI and its upstream canary)."""
+    if owner == "template":
+        return TEMPLATE_DIR, [WORKFLOW]
+    root = github_project(bake_once)
+    found = sorted(str(path.relative_to(root)) for path in (root / ".github/workflows").glob("*.yml"))
+    assert found == [WORKFLOW, UPSTREAM_WORKFLOW], found
+    return root, found
+
+
 @pytest.mark.parametrize("owner", ["template", "generated"])
 def test_workflow_has_no_zizmor_finding_at_medium_or_above(owner, bake_once):
-    root = TEMPLATE_DIR if owner == "template" else github_project(bake_once)
-    run_in(root, linter("zizmor"), "--offline", "--min-severity", "medium", WORKFLOW)
+    root, files = workflows(owner, bake_once)
+    run_in(root, linter("zizmor"), "--offline", "--min-severity", "medium", *files)
 
 
 @pytest.mark.parametrize("owner", ["template", "generated"])
 def test_every_action_is_pinned_to_a_commit_sha_with_its_version_in_a_comment(owner, bake_once):
-    root = TEMPLATE_DIR if owner == "template" else github_project(bake_once)
-    uses_lines = [line.strip() for line in (root / WORKFLOW).read_text().splitlines() if "uses:" in line]
-    assert uses_lines
-    for line in uses_lines:
-        assert re.fullmatch(r"- uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+)*", line), line
+    root, files = workflows(owner, bake_once)
+    for file in files:
+        uses_lines = [line.strip() for line in (root / file).read_text().splitlines() if "uses:" in line]
+        assert uses_lines, file
+        for line in uses_lines:
+            assert re.fullmatch(r"- uses: [\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+)*", line), (file, line)
 
 
 @pytest.mark.parametrize("owner", ["template", "generated"])
 def test_workflow_token_can_read_the_code_and_nothing_else(owner, bake_once):
-    root = TEMPLATE_DIR if owner == "template" else github_project(bake_once)
-    workflow = yaml.safe_load((root / WORKFLOW).read_text())
-    assert workflow["permissions"] == {}
-    for name, job in workflow["jobs"].items():
-        assert job["permissions"] == {"contents": "read"}, name
+    root, files = workflows(owner, bake_once)
+    for file in files:
+        workflow = yaml.safe_load((root / file).read_text())
+        assert workflow["permissions"] == {}, file
+        for name, job in workflow["jobs"].items():
+            assert job["permissions"] == {"contents": "read"}, (file, name)
 
 
 @pytest.mark.parametrize("owner", ["template", "generated"])
 def test_workflow_matches_the_github_workflow_schema(owner, bake_once):
-    root = TEMPLATE_DIR if owner == "template" else github_project(bake_once)
-    run_in(root, linter("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", WORKFLOW)
+    root, files = workflows(owner, bake_once)
+    run_in(root, linter("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *files)
+
+
+def test_the_upstream_canary_runs_weekly_on_the_newest_releases_and_leaves_the_lock_alone(bake_once):
+    github = github_project(bake_once)
+    workflow = yaml.safe_load((github / UPSTREAM_WORKFLOW).read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as True
+    (schedule,) = triggers["schedule"]
+    minute, hour, day, month, weekday = schedule["cron"].split()
+    assert (day, month) == ("*", "*") and weekday.isdigit(), schedule  # once a week
+    steps = [step.get("run", "") for step in workflow["jobs"]["canary"]["steps"]]
+    gitlab = yaml.safe_load((gitlab_project(bake_once) / ".gitlab-ci.yml").read_text())["upstream-canary"]
+    assert "schedule" in gitlab["rules"][0]["if"]
+    for commands in ("\n".join(steps), "\n".join(gitlab["before_script"] + gitlab["script"])):
+        assert "make upstream-check LATEST=1" in commands
+        assert "uv run --no-sync pytest" in commands  # the project's suite, on the same releases
+        assert "uv sync --locked" in commands
+        assert not re.search(r"uv (lock|add)\b|uv sync(?! --locked)", commands), commands  # uv.lock is never edited
 
 
 def test_gitlab_ci_matches_the_gitlab_ci_schema(bake_once):

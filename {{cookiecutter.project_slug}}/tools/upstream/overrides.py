@@ -1,6 +1,6 @@
 """Which upstream methods the patches override, and whether their source changed in another upstream version.
 
-A patch (``{{ cookiecutter.project_slug }}/taskqueue/patches/``) subclasses an upstream class and overrides some of
+A patch (``my_project/taskqueue/patches/``) subclasses an upstream class and overrides some of
 its methods; when upstream rewrites one of those, the patch may silently undo the fix or keep a bug upstream fixed.
 This lists every override, found from the classes themselves (a method a project class defines that an upstream
 class after it in the MRO defines too: nothing to keep in sync by hand), and compares each overridden method's
@@ -9,8 +9,8 @@ source between the version the patches were tested with and another one, with th
     uv run python -m tools.upstream.overrides                 # the overrides, against the installed versions
     uv run python -m tools.upstream.overrides kombu==5.6.0    # and a version's sources (from the package index)
 
-Exits 1 if an overridden method differs (or is gone) in a version under test. WIP (#27): to be run by
-``make upstream-check`` with the upstream suites.
+Exits 1 if an overridden method differs (or is gone) in a version under test. ``make upstream-check``
+(tools/upstream/check.py) prints the same report, against the versions the patches were tested with.
 """
 
 import ast
@@ -23,10 +23,10 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from importlib.metadata import packages_distributions
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 
-PACKAGE = "{{ cookiecutter.project_slug }}"
+PACKAGE = "my_project"
 # The project's classes that replace upstream ones (a module that is not generated for this project is skipped).
 PATCHED_CLASSES = [
     f"{PACKAGE}.taskqueue.patches.kombu:Channel",
@@ -126,10 +126,13 @@ def installed_root(module: str) -> Path:
 
 def fetch(requirement: str, into: Path) -> Path:
     """Install ``requirement`` (without dependencies) into a directory of its own, for its sources only."""
-    uv = shutil.which("uv")
+    target = into / "sources" / requirement.replace("==", "-")
+    if (target / ".complete").exists():
+        return target
+    uv = os.environ.get("UV") or shutil.which("uv")
     if uv is None:
         raise SystemExit("uv is needed to fetch another version's sources: https://docs.astral.sh/uv/")
-    target = into / requirement.replace("==", "-")
+    shutil.rmtree(target, ignore_errors=True)
     result = subprocess.run(
         [
             uv,
@@ -150,35 +153,47 @@ def fetch(requirement: str, into: Path) -> Path:
     )
     if result.returncode != 0:
         raise SystemExit(f"Could not fetch {requirement}: {result.stderr.strip()}")
+    (target / ".complete").touch()
     return target
 
 
-def compare(found: list[Override], requirements: list[str]) -> int:
-    """Print each override against each requirement's version; return how many differ or are gone."""
+def sources(requirement: str, scratch: Path) -> Path:
+    """A tree holding ``name==version``'s modules: the installed one if it is that version, else fetched."""
+    name, _, wanted = requirement.partition("==")
+    try:
+        if version(name) == wanted:
+            return installed_root(importlib.import_module(name.replace("-", "_")).__name__)
+    except (PackageNotFoundError, ModuleNotFoundError):
+        pass
+    return fetch(requirement, scratch)
+
+
+def compare(found: list[Override], baseline: dict[str, str], under_test: Path, scratch: Path) -> int:
+    """Print each override's source at ``baseline`` (name: ``name==version``) against the tree ``under_test``.
+
+    Returns how many differ or are gone, each printed with its diff.
+    """
     differing = 0
-    with tempfile.TemporaryDirectory(prefix="upstream-sources-") as scratch:
-        for requirement in requirements:
-            name = requirement.split("==")[0].lower()
-            mine = [override for override in found if override.distribution == name]
-            if not mine:
-                print(f"{requirement}: no patch overrides anything of it")
-                continue
-            other = fetch(requirement, Path(scratch))
-            for override in mine:
-                tested = method_source(installed_root(override.module), override.module, override.cls, override.method)
-                theirs = method_source(other, override.module, override.cls, override.method)
-                if theirs is None:
-                    differing += 1
-                    print(f"GONE     {override.upstream} in {requirement} (overridden by {override.by})")
-                elif theirs != tested:
-                    differing += 1
-                    print(f"DIFFERS  {override.upstream} in {requirement} (overridden by {override.by})")
-                    diff = difflib.unified_diff(
-                        (tested or "").splitlines(), theirs.splitlines(), "installed", requirement, lineterm=""
-                    )
-                    print("\n".join(f"    {line}" for line in diff))
-                else:
-                    print(f"same     {override.upstream} in {requirement}")
+    for name in sorted({override.distribution for override in found}):
+        requirement = baseline.get(name)
+        if requirement is None:
+            continue
+        tested = sources(requirement, scratch)
+        for override in (override for override in found if override.distribution == name):
+            old = method_source(tested, override.module, override.cls, override.method)
+            new = method_source(under_test, override.module, override.cls, override.method)
+            if new is None:
+                differing += 1
+                print(f"  GONE     {override.upstream} (overridden by {override.by})")
+            elif new != old:
+                differing += 1
+                print(f"  DIFFERS  {override.upstream} (overridden by {override.by})")
+                diff = difflib.unified_diff(
+                    (old or "").splitlines(), new.splitlines(), requirement, "under test", lineterm=""
+                )
+                print("\n".join(f"      {line}" for line in diff))
+            else:
+                print(f"  same     {override.upstream}")
     return differing
 
 
@@ -190,7 +205,13 @@ def main(argv: list[str]) -> int:
     found = overrides()
     for override in found:
         print(f"{override.upstream}  <- {override.by}")
-    differing = compare(found, argv)
+    differing = 0
+    with tempfile.TemporaryDirectory(prefix="upstream-sources-") as scratch:
+        for requirement in argv:
+            name = requirement.split("==")[0].lower()
+            print(f"installed {name} {version(name)} -> {requirement}:")
+            other = fetch(requirement, Path(scratch))
+            differing += compare(found, {name: f"{name}=={version(name)}"}, other, Path(scratch))
     if differing:
         print(f"{differing} overridden method(s) differ: re-read them against the patches (docs/patches.md).")
     return 1 if differing else 0

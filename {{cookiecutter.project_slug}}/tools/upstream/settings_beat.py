@@ -1,6 +1,6 @@
 """django-celery-beat's test settings (t/proj/settings.py, SQLite as upstream), plus what the project's
-scheduler reads: its Redis cache (the beat lock and the tick record) on a real redis-server the template
-test starts (UPSTREAM_REDIS_URL), the lock timeout, the heartbeat file and the watchdog's bound.
+scheduler reads: its Redis cache (the beat lock and the tick record) on a real redis-server the check
+starts (UPSTREAM_REDIS_URL), the lock timeout, the heartbeat file and the watchdog's bound.
 """
 
 import os

@@ -2,7 +2,7 @@
 
 Upstream's settings use PostgreSQL when psycopg2cffi is installed, SQLite otherwise; the project runs on
 PostgreSQL with psycopg 3, and its backend locks rows (SELECT ... FOR UPDATE), which SQLite ignores.
-So the same three aliases upstream declares point at the PostgreSQL the template tests start
+So the same three aliases upstream declares point at the PostgreSQL the check is given
 (UPSTREAM_DATABASE_URL). The read-only alias keeps upstream's read-only transaction option.
 """
 
