@@ -161,8 +161,9 @@ def tested_with() -> dict[str, str]:
 def build_venv(cache: Path, chosen: dict[str, str], latest: bool) -> tuple[Path, dict[str, str]]:
     """A virtualenv with the project's dependencies, the upstream test requirements and the versions under test.
 
-    ``chosen`` pins distributions past the project's caps (uv's overrides); ``latest`` lets each canary
-    distribution resolve to its newest release. The resolved set is written beside it (its throwaway lock).
+    ``chosen`` pins distributions, past the project's caps if need be (uv's overrides); with ``latest`` the others
+    resolve to their newest releases. The other dependencies resolve within pyproject.toml's ranges. The resolved
+    set is written beside it (resolved.txt: its throwaway lock).
     """
     pins = [f"{name}=={version}" for name, version in sorted(chosen.items())]
     if latest:
@@ -170,6 +171,9 @@ def build_venv(cache: Path, chosen: dict[str, str], latest: bool) -> tuple[Path,
     key = "\n".join([(PROJECT_DIR / "pyproject.toml").read_text(), *TEST_REQUIREMENTS, *pins, sys.version])
     venv = cache / f"venv-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     python = venv / "bin" / "python"
+    for other in cache.glob("venv-*"):  # one at a time: uv's cache makes another quick to build again
+        if other != venv:
+            shutil.rmtree(other, ignore_errors=True)
     if latest or not (venv / ".complete").exists():  # the newest releases change: resolve again each time
         shutil.rmtree(venv, ignore_errors=True)
         # --seed: pip, to download the sdists (uv downloads wheels only).
@@ -384,6 +388,8 @@ def check(arguments: argparse.Namespace) -> dict:
     chosen = dict(requirement.split("==", 1) for requirement in arguments.requirements)
     baseline = tested_with()
     installed = installed_versions(sys.executable)
+    if not arguments.latest:  # the others at the versions installed here (uv.lock's), not the newest under the caps
+        chosen = {name: chosen.get(name, installed[name]) for name in CANARY.values()}
     venv, under_test = build_venv(cache, chosen, arguments.latest)
     python = venv / "bin" / "python"
     # For the project's own suite with the same releases (the scheduled CI job installs these in its environment).
