@@ -15,8 +15,7 @@ from tools.procfile import PROJECT_DIR
 
 # Django set up, and warmed as a web process is after its first requests: the task modules imported, the broker
 # transport loaded and the producer pool built, none of which connects. A loaded machine's slow imports then take
-# none of the time a test measures against the broker's bounds (the first send's imports took 0.1 s on an idle
-# machine, 0.6 s with nine busy processes on its two cores).
+# none of the time a test measures against the broker's bounds: the first send would otherwise pay for them.
 WARM_UP = """
 import django
 django.setup()

@@ -84,7 +84,9 @@ def test_a_run_waiting_on_a_long_send_backs_off_within_task_max_countdown(user, 
     settings.EMAIL_BACKEND, settings.TEST_EMAIL_DELAY, settings.TASK_MAX_COUNTDOWN = SLOW_EMAIL, 4, 1
     send_welcome_email.delay(user.pk)
     send_welcome_email.delay(user.pk)
-    task_events.wait_for("notifications.send_welcome_email", "succeeded", count=2, timeout=60)
+    finished = task_events.wait_for("notifications.send_welcome_email", "succeeded", count=2, timeout=60)
+    first_two = task_events.of("notifications.send_welcome_email", "started")[:2]
+    assert max(event.at for event in first_two) < min(event.at for event in finished), "the runs did not overlap"
     assert len(task_events.of("notifications.send_welcome_email", "retried")) >= 2
     assert not FailedTask.objects.filter(task_name="notifications.send_welcome_email").exists()
     assert len(sent_to(user.email)) == 1
