@@ -27,7 +27,13 @@ MODULE_PATH = re.compile(r"(?<=[\"'`])((?:config|tests|tools|my_project)(?:\.\w+
 PRACTICE_NUMBER = re.compile(r"\bP\d{1,2}\b")
 SECTION_REFERENCE = re.compile(r"((?:docs/)?[\w-]+\.md|README)(?:'s)? \"([^\"]+)\"")
 # Written by the project's own commands or tools, not shipped: a reference to one is an instruction.
-CREATED_LATER = {"uv.lock", "db.sqlite3", "staticfiles.json"}
+# `make upstream-check` writes its files under .upstream-check/.
+CREATED_LATER = {"uv.lock", "db.sqlite3", "staticfiles.json", "under-test.txt", "resolved.txt", "overrides.txt",
+                 "output.txt"}  # fmt: skip
+CREATED_LATER_UNDER = (".upstream-check/",)
+# The test trees of the upstream sdists `make upstream-check` downloads (kombu's, django-celery-beat's,
+# django-celery-results'): upstream's files, cited as such.
+UPSTREAM_TEST_TREE = "t/"
 # The README's how-to creates an app and a queue under these names.
 HOW_TO_NAMES = ("billing", "worker-reports")
 
@@ -55,6 +61,8 @@ def tree(project: Path) -> set[str]:
 def resolves(reference: str, source: Path, project: Path, paths: set[str]) -> bool:
     reference = reference.rstrip(".").removeprefix("./").rstrip("/")
     if reference.split("/")[0] in UPSTREAM_PACKAGES or reference in CREATED_LATER:
+        return True
+    if reference.startswith((*CREATED_LATER_UNDER, UPSTREAM_TEST_TREE)):
         return True
     if any(name in reference for name in HOW_TO_NAMES):
         return True

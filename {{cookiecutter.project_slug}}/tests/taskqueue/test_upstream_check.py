@@ -4,9 +4,11 @@ The check itself (upstream's suites in a virtualenv of their own) is run by the 
 versions and against an older kombu; these hold the verdict it draws from the suites' reports.
 """
 
+import importlib.util
+
 import pytest
 
-from tools.upstream.check import PACKAGE, SUITES, evaluate, parse
+from tools.upstream.check import PACKAGE, SUITES, declared, evaluate, parse, project_suites
 
 SUITE = next(suite for suite in SUITES if suite.name == "kombu-unit")
 LISTED = {
@@ -76,3 +78,12 @@ def test_a_version_is_chosen_only_for_the_packages_the_patches_override(capsys):
     with pytest.raises(SystemExit):
         parse(["redis==6.0.0"])
     assert "expected NAME==VERSION with NAME one of kombu, celery" in capsys.readouterr().err
+
+
+def test_it_checks_the_patched_packages_this_project_depends_on_and_the_suites_of_its_patches():
+    # The result backend's patch exists only in a project generated with the database result backend.
+    results = importlib.util.find_spec(f"{PACKAGE}.taskqueue.patches.django_celery_results") is not None
+    assert declared() == ["kombu", "celery", "django-celery-beat"] + (["django-celery-results"] if results else [])
+    assert {suite.name for suite in project_suites()} == {
+        "kombu-unit", "kombu-integration", "kombu-integration-project-options", "beat"
+    } | ({"results"} if results else set())  # fmt: skip

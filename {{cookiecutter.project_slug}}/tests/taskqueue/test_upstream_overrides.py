@@ -29,7 +29,7 @@ def test_a_methods_source_is_read_from_a_package_tree_and_a_missing_one_is_none(
     package = tmp_path / "upstreampkg"
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "mod.py").write_text(
+    (package / "mod").with_suffix(".py").write_text(
         textwrap.dedent(
             """
             class Channel:

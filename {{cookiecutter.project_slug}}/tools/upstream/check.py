@@ -19,9 +19,11 @@ otherwise, 2 when it cannot run. docs/patches.md says what to do with the report
 """
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,19 +46,19 @@ EXCLUSIONS = HERE / "exclusions.toml"
 PACKAGE = overrides.PACKAGE
 # make upstream-check's variables, and the distributions they choose a version of: the capped ones in pyproject.toml.
 CANARY = {"KOMBU": "kombu", "CELERY": "celery", "BEAT": "django-celery-beat", "RESULTS": "django-celery-results"}
-# What the upstream test trees import beyond the project's own dependencies (their requirements/test*.txt, without
+# What the upstream test trees import beyond the project's own dependencies (their test requirements files, without
 # the linters, coverage and pretty-printers), and why each is here.
 TEST_REQUIREMENTS = [
-    "pytest>=8.3,<9",  # django-celery-beat's requirements/test.txt: pytest 9 refuses its marks on fixtures
+    "pytest>=8.3,<9",  # django-celery-beat's test requirements: pytest 9 refuses its marks on fixtures
     "pytest-django>=4.9",  # results' and beat's suites are Django tests
-    "pytest-timeout",  # beat's test.txt
+    "pytest-timeout",  # beat's test requirements
     "ephem",  # beat's solar schedules
-    "hypothesis<7",  # kombu's test.txt
-    "pytest-freezer",  # kombu's test.txt (freezer fixture)
-    "pytz",  # results' test.txt
+    "hypothesis<7",  # kombu's test requirements
+    "pytest-freezer",  # kombu's test requirements (freezer fixture)
+    "pytz",  # results' test requirements
 ]
-# Not pytest-rerunfailures (kombu's test-integration.txt): a flaky test is a failing test, so its flaky(reruns=5)
-# marks stay inert and a test that fails once fails here.
+# Not pytest-rerunfailures (in kombu's integration test requirements): a flaky test is a failing test, so its
+# flaky(reruns=5) marks stay inert and a test that fails once fails here.
 SUITE_TIMEOUT = 900
 KOMBU_CLASSES = ["kombu.transport.redis.Transport", "kombu.transport.redis.Channel", "kombu.transport.redis.QoS"]
 # The transport option the project sets (config/settings/base.py CELERY_BROKER_TRANSPORT_OPTIONS) that switches its
@@ -145,12 +147,27 @@ def run(argv: list[str], what: str, timeout: float = 900, **kwargs) -> subproces
 
 
 def installed_versions(python: str) -> dict[str, str]:
+    """The versions of the canary's packages that ``python`` has."""
     code = (
-        "import json, sys; from importlib.metadata import version; "
-        "print(json.dumps({name: version(name) for name in sys.argv[1:]}))"
+        "import json, sys; from importlib.metadata import PackageNotFoundError, version\n"
+        "found = {}\n"
+        "for name in sys.argv[1:]:\n"
+        "    try: found[name] = version(name)\n"
+        "    except PackageNotFoundError: pass\n"
+        "print(json.dumps(found))"
     )
     result = run([python, "-c", code, *CANARY.values()], "reading the installed versions", timeout=120)
     return json.loads(result.stdout)
+
+
+def declared() -> list[str]:
+    """The canary's packages this project depends on (pyproject.toml; django-celery-results only with its backend)."""
+    dependencies = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {
+        re.split(r"[^A-Za-z0-9._-]", dependency, maxsplit=1)[0].lower().replace("_", "-")
+        for dependency in dependencies
+    }
+    return [name for name in CANARY.values() if name in names]
 
 
 def tested_with() -> dict[str, str]:
@@ -158,16 +175,16 @@ def tested_with() -> dict[str, str]:
     return dict(tomllib.loads(EXCLUSIONS.read_text())["tested-with"])
 
 
-def build_venv(cache: Path, chosen: dict[str, str], latest: bool) -> tuple[Path, dict[str, str]]:
+def build_venv(cache: Path, chosen: dict[str, str], latest: list[str]) -> tuple[Path, dict[str, str]]:
     """A virtualenv with the project's dependencies, the upstream test requirements and the versions under test.
 
-    ``chosen`` pins distributions, past the project's caps if need be (uv's overrides); with ``latest`` the others
-    resolve to their newest releases. The other dependencies resolve within pyproject.toml's ranges. The resolved
+    ``chosen`` pins distributions, past the project's caps if need be (uv's overrides); those in ``latest`` resolve
+    to their newest releases. The other dependencies resolve within pyproject.toml's ranges. The resolved
     set is written beside it (resolved.txt: its throwaway lock).
     """
     pins = [f"{name}=={version}" for name, version in sorted(chosen.items())]
     if latest:
-        pins += [f"{name}>=0" for name in CANARY.values() if name not in chosen]
+        pins += [f"{name}>=0" for name in latest]
     key = "\n".join([(PROJECT_DIR / "pyproject.toml").read_text(), *TEST_REQUIREMENTS, *pins, sys.version])
     venv = cache / f"venv-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     python = venv / "bin" / "python"
@@ -387,15 +404,23 @@ def check(arguments: argparse.Namespace) -> dict:
     cache.mkdir(parents=True, exist_ok=True)
     chosen = dict(requirement.split("==", 1) for requirement in arguments.requirements)
     baseline = tested_with()
+    packages = declared()
     installed = installed_versions(sys.executable)
+    missing = [name for name in packages if name not in installed]
+    if missing:
+        raise CannotRun(f"{', '.join(missing)} not installed here: `uv sync` first")
+    unused = sorted(set(chosen) - set(packages))
+    if unused:
+        raise CannotRun(f"this project does not install {', '.join(unused)}: nothing of it to check")
     if not arguments.latest:  # the others at the versions installed here (uv.lock's), not the newest under the caps
-        chosen = {name: chosen.get(name, installed[name]) for name in CANARY.values()}
-    venv, under_test = build_venv(cache, chosen, arguments.latest)
+        chosen = {name: chosen.get(name, installed[name]) for name in packages}
+    latest = [name for name in packages if name not in chosen] if arguments.latest else []
+    venv, under_test = build_venv(cache, chosen, latest)
     python = venv / "bin" / "python"
     # For the project's own suite with the same releases (the scheduled CI job installs these in its environment).
-    (cache / "under-test.txt").write_text("".join(f"{name}=={under_test[name]}\n" for name in CANARY.values()))
+    (cache / "under-test.txt").write_text("".join(f"{name}=={under_test[name]}\n" for name in packages))
     print("versions (tested with -> under test):")
-    for name in CANARY.values():
+    for name in packages:
         mark = "" if baseline[name] == under_test[name] else "   CHANGED"
         print(f"  {name:24} {baseline[name]:>8} -> {under_test[name]:<8} (installed here: {installed[name]}){mark}")
     print(f"  the canary's environment: {venv} (resolved.txt there lists every package)")
@@ -408,7 +433,7 @@ def check(arguments: argparse.Namespace) -> dict:
     found = overrides.overrides()
     print(f"\nmethods the patches override ({len(found)}), their source tested with -> under test:")
     differing = overrides.compare(
-        found, {name: f"{name}=={baseline[name]}" for name in CANARY.values()}, venv_site_packages(python), cache
+        found, {name: f"{name}=={baseline[name]}" for name in packages}, venv_site_packages(python), cache
     )
 
     sdists = {suite.distribution: fetch_sdist(python, cache, suite.distribution, under_test[suite.distribution])
@@ -436,9 +461,7 @@ def check(arguments: argparse.Namespace) -> dict:
                 print(f"  {'':34} Redis calls: {receive}")
     for problem in problems:
         print(f"FAILED {problem}")
-    changed = {
-        name: (baseline[name], under_test[name]) for name in CANARY.values() if baseline[name] != under_test[name]
-    }
+    changed = {name: (baseline[name], under_test[name]) for name in packages if baseline[name] != under_test[name]}
     if differing or problems:
         message = (
             f"upstream-check FAILED: {differing} overridden method(s) differ or are gone, {len(problems)} suite "
@@ -461,8 +484,12 @@ def venv_site_packages(python: Path) -> Path:
 
 def main(argv: list[str]) -> int:
     arguments = parse(argv)
+    arguments.cache.mkdir(parents=True, exist_ok=True)
     try:
-        outcome = check(arguments)
+        with (arguments.cache / ".lock").open("w") as lock:
+            # One check at a time per cache: each keeps one virtualenv there, and removes any other.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            outcome = check(arguments)
     except CannotRun as exc:
         print(f"upstream-check cannot run: {exc}", file=sys.stderr)
         outcome = {"ok": False, "cannot_run": str(exc)}
