@@ -38,7 +38,7 @@ from pathlib import Path
 import redis
 
 from tools.redis_server import RedisServer
-from tools.upstream import overrides
+from tools.upstream import find_uv, overrides
 
 HERE = Path(__file__).resolve().parent
 PROJECT_DIR = HERE.parents[1]
@@ -133,7 +133,7 @@ def project_suites() -> list[Suite]:
 
 
 def uv() -> str:
-    found = os.environ.get("UV") or shutil.which("uv")
+    found = find_uv()
     if not found:
         raise CannotRun("uv is needed to build the canary's virtualenv: https://docs.astral.sh/uv/")
     return found

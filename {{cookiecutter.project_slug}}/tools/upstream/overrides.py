@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 
+from tools.upstream import find_uv
+
 PACKAGE = "my_project"
 # The project's classes that replace upstream ones (a module that is not generated for this project is skipped).
 PATCHED_CLASSES = [
@@ -129,7 +131,7 @@ def fetch(requirement: str, into: Path) -> Path:
     target = into / "sources" / requirement.replace("==", "-")
     if (target / ".complete").exists():
         return target
-    uv = os.environ.get("UV") or shutil.which("uv")
+    uv = find_uv()
     if uv is None:
         raise SystemExit("uv is needed to fetch another version's sources: https://docs.astral.sh/uv/")
     shutil.rmtree(target, ignore_errors=True)
