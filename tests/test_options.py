@@ -101,3 +101,18 @@ def test_include_examples_y_installs_the_example_apps(bake):
     base = (bake(include_examples="y") / "config/settings/base.py").read_text()
     assert '"my_project.examples.notifications"' in base
     assert '"my_project.examples.reports"' in base
+
+
+def test_a_project_of_another_name_keeps_no_trace_of_the_default_one(bake):
+    """Every file names the project by its own slug: a module path, a package prefix or a docstring left at the
+    default (my_project) would point a tool (the upstream canary, the contract inventory) at nothing."""
+    project = bake(project_name="Acme Billing", use_kubernetes="y", ci_tool="gitlab")
+    assert project.name == "acme_billing"
+    leftovers = [
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if path.is_file()
+        and ".git" not in path.parts
+        and any(name in path.read_text(errors="ignore") for name in ("my_project", "My Project", "my-project"))
+    ]
+    assert leftovers == []

@@ -192,6 +192,11 @@ def test_the_changelog_leads_with_the_version_that_generated_projects_record():
     version = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())["_template_version"]
     changelog = (TEMPLATE_DIR / "CHANGELOG.md").read_text()
     entries = re.split(r"^## ", changelog, flags=re.MULTILINE)[1:]
+    # What is on main since the last version comes first, under "Unreleased", and says the same two things.
+    if entries and entries[0].startswith("Unreleased\n"):
+        unreleased, *entries = entries
+        assert "What changes in a project:" in unreleased
+        assert "What to do:" in unreleased
     versions = [entry.split("\n", 1)[0] for entry in entries]
     assert versions[0] == version, f"cookiecutter.json says {version}; CHANGELOG.md's newest entry is {versions[0]}"
     assert all(re.fullmatch(r"\d{4}\.\d{2}\.\d{2}", name) for name in versions), versions

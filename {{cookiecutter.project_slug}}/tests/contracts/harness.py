@@ -1,6 +1,6 @@
 """The delivery-contract harness: a task of the project, on real workers, under each fault of its contract.
 
-A contract (``my_project/taskqueue/contracts.py``) names the task, one call and how to count
+A contract (``{{ cookiecutter.project_slug }}/taskqueue/contracts.py``) names the task, one call and how to count
 that call's effect; ``contract_tests(contract)`` turns it into one test per fault, in the reliability marker
 (``make reliability``, the CI's reliability job). Each test:
 

@@ -1,6 +1,6 @@
 """Which upstream methods the patches override, and whether their source changed in another upstream version.
 
-A patch (``my_project/taskqueue/patches/``) subclasses an upstream class and overrides some of
+A patch (``{{ cookiecutter.project_slug }}/taskqueue/patches/``) subclasses an upstream class and overrides some of
 its methods; when upstream rewrites one of those, the patch may silently undo the fix or keep a bug upstream fixed.
 This lists every override, found from the classes themselves (a method a project class defines that an upstream
 class after it in the MRO defines too: nothing to keep in sync by hand), and compares each overridden method's
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tools.upstream import find_uv
 
-PACKAGE = "my_project"
+PACKAGE = "{{ cookiecutter.project_slug }}"
 # The project's classes that replace upstream ones (a module that is not generated for this project is skipped).
 PATCHED_CLASSES = [
     f"{PACKAGE}.taskqueue.patches.kombu:Channel",

@@ -18,7 +18,7 @@ from {{ cookiecutter.project_slug }}.taskqueue import contracts
 from {{ cookiecutter.project_slug }}.taskqueue.sending import registered_task_names, routed_queue
 
 PROJECT_DIR = Path(__file__).resolve().parents[4]
-PROJECT_PACKAGE = "my_project"
+PROJECT_PACKAGE = "{{ cookiecutter.project_slug }}"
 
 
 def contract_modules(tests_dir: Path) -> list[tuple[str, Path]]:
