@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tomllib
 
+from bakery import run_in
+
 
 def dependencies(project) -> str:
     return " ".join(tomllib.loads((project / "pyproject.toml").read_text())["project"]["dependencies"])
@@ -103,9 +105,10 @@ def test_include_examples_y_installs_the_example_apps(bake):
     assert '"my_project.examples.reports"' in base
 
 
-def test_a_project_of_another_name_keeps_no_trace_of_the_default_one(bake):
+def test_a_project_of_another_name_keeps_no_trace_of_the_default_one(bake, template_venv):
     """Every file names the project by its own slug: a module path, a package prefix or a docstring left at the
-    default (my_project) would point a tool (the upstream canary, the contract inventory) at nothing."""
+    default (my_project) would point a tool (the upstream canary, the contract inventory) at nothing. And a name
+    longer than the default's still passes the project's lint (its line length)."""
     project = bake(project_name="Acme Billing", use_kubernetes="y", ci_tool="gitlab")
     assert project.name == "acme_billing"
     leftovers = [
@@ -116,3 +119,5 @@ def test_a_project_of_another_name_keeps_no_trace_of_the_default_one(bake):
         and any(name in path.read_text(errors="ignore") for name in ("my_project", "My Project", "my-project"))
     ]
     assert leftovers == []
+    run_in(project, "ruff", "check", ".", venv=template_venv)
+    run_in(project, "ruff", "format", "--check", ".", venv=template_venv)

@@ -5,8 +5,8 @@ It runs inside the upstream package's own test tree (kombu's, django-celery-resu
 Environment:
 
 - ``UPSTREAM_SUITE``: ``kombu``, ``results`` or ``beat``: which classes to substitute;
-- ``UPSTREAM_PROJECT``: the generated project's package (``{{ cookiecutter.project_slug }}``), importable from the working directory's
-  ``sys.path`` (PYTHONPATH);
+- ``UPSTREAM_PROJECT``: the generated project's package (``{{ cookiecutter.project_slug }}``), importable from the
+  working directory's ``sys.path`` (PYTHONPATH);
 - ``UPSTREAM_EXCLUSIONS``: exclusions.toml; ``UPSTREAM_SECTION``: its section for this run;
 - ``UPSTREAM_REPORT``: where to write the JSON report check.py reads;
 - ``UPSTREAM_SHARD``: ``i/n``, to split one suite over n concurrent processes;
