@@ -17,6 +17,7 @@ USE_KUBERNETES = "{{ cookiecutter.use_kubernetes }}" == "y"
 USE_SENTRY = "{{ cookiecutter.use_sentry }}" == "y"
 CI_TOOL = "{{ cookiecutter.ci_tool }}"
 RESULT_BACKEND = "{{ cookiecutter.result_backend }}"
+BROKER = "{{ cookiecutter.broker }}"
 
 # Files and folders that belong to one option, removed when the option is not chosen.
 OPTION_PATHS = {
@@ -31,6 +32,43 @@ OPTION_PATHS = {
     "gitlab": [".gitlab-ci.yml", "renovate.json"],
     "kubernetes": ["deploy", "docs/deploy-kubernetes.md", "tests/test_kubernetes_manifests.py"],
     "django-db": [f"{SLUG}/taskqueue/patches/django_celery_results.py", "tests/taskqueue/test_result_backend.py"],
+    # Redis as the broker: its patched transport, the client of the broker's Redis and what tests them.
+    "redis-broker": [
+        f"{SLUG}/taskqueue/patches/kombu.py",
+        f"{SLUG}/taskqueue/broker_redis.py",
+        "tests/taskqueue/test_broker_transport.py",
+        "tests/contracts/test_broker_held.py",
+        "tests/taskqueue/test_checks_redis.py",
+        # Redis-shaped brokers (ACL users, TLS, Sentinel, stalls, the visibility timeout): RabbitMQ has none of them.
+        "tests/taskqueue/test_redis_acl.py",
+        "tests/taskqueue/test_redis_tls.py",
+        "tests/support/redis_shapes.py",
+        "tests/reliability/sentinel.py",
+        "tests/reliability/test_sentinel.py",
+        "tests/reliability/test_redis_shapes.py",
+        "tests/reliability/test_redis_stall.py",
+        "tests/reliability/test_eta_trap.py",
+        # Raw bytes pushed onto a Redis list, and a cache sharing the queues' Redis: Redis-broker scenarios.
+        "tests/reliability/test_bad_messages.py",
+        "tests/reliability/test_cache_clear.py",
+        "tests/reliability/enqueue_urls.py",
+        # The benchmark measures workers on a Redis broker it starts (tools/bench/): not ported to RabbitMQ yet.
+        "tools/bench",
+        "tests/bench",
+        f"{SLUG}/taskqueue/management/commands/celery_bench.py",
+        "docs/performance.md",
+    ],
+    "rabbitmq": [
+        "config/broker_rabbitmq.py",
+        f"{SLUG}/taskqueue/state_redis.py",
+        "tools/rabbitmq_server.py",
+        f"{SLUG}/taskqueue/management/commands/declare_queues.py",
+        "tests/taskqueue/test_checks_rabbitmq.py",
+        "docs/brokers.md",
+        "tests/support/dead_letter_queue.py",
+        "tests/test_rabbitmq_server.py",
+        "compose/rabbitmq.conf",
+    ],
 }
 
 # Modules with a second implementation for result_backend=none: (alternative, the file it replaces).
@@ -38,6 +76,14 @@ OPTION_PATHS = {
 NO_RESULT_BACKEND_FILES = [
     (f"{SLUG}/examples/reports/fan_in_without_results.py", f"{SLUG}/examples/reports/fan_in.py"),
     ("tests/examples/reports/test_fan_in_without_results.py", "tests/examples/reports/test_fan_in.py"),
+]
+
+
+# Modules with a second implementation for broker=rabbitmq: (alternative, the file it replaces).
+RABBITMQ_FILES = [
+    (f"{SLUG}/health/views_rabbitmq.py", f"{SLUG}/health/views.py"),
+    ("tests/health/test_healthz_rabbitmq.py", "tests/health/test_healthz.py"),
+    ("docs/reliability_rabbitmq.md", "docs/reliability.md"),
 ]
 
 
@@ -60,6 +106,7 @@ def write_env_files(root: Path) -> None:
     flower_user, flower_password = random_string(12), random_string(32)
     local_pg_password, prod_pg_password = random_string(32), random_string(32)
     prod_redis_password = random_string(40)
+    local_rabbitmq_password, prod_rabbitmq_password = random_string(32), random_string(40)
     flower = {"FLOWER_USER": flower_user, "FLOWER_PASSWORD": flower_password} if USE_FLOWER else {}
 
     # Running without Docker (make dev / honcho): SQLite and a Redis on localhost.
@@ -69,6 +116,7 @@ def write_env_files(root: Path) -> None:
             "DJANGO_SETTINGS_MODULE": "config.settings.local",
             "DJANGO_SECRET_KEY": secret_key(),
             "REDIS_URL": "redis://localhost:6379/0",
+            **({"CELERY_BROKER_URL": "amqp://guest:guest@localhost:5672//"} if BROKER == "rabbitmq" else {}),
             **flower,
         },
     )
@@ -79,6 +127,11 @@ def write_env_files(root: Path) -> None:
             "DJANGO_SECRET_KEY": secret_key(),
             "DATABASE_URL": f"postgres://{SLUG}:{local_pg_password}@postgres:5432/{SLUG}",
             "REDIS_URL": "redis://redis:6379/0",
+            **(
+                {"CELERY_BROKER_URL": f"amqp://{SLUG}:{local_rabbitmq_password}@rabbitmq:5672/{SLUG}"}
+                if BROKER == "rabbitmq"
+                else {}
+            ),
             "EMAIL_HOST": "mailpit",
             "EMAIL_PORT": "1025",
             "DJANGO_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -97,6 +150,11 @@ def write_env_files(root: Path) -> None:
         "DJANGO_ADMIN_URL": f"{random_string(24)}/",
         "DATABASE_URL": f"postgres://{SLUG}:{prod_pg_password}@postgres:5432/{SLUG}",
         "REDIS_URL": f"redis://:{prod_redis_password}@redis:6379/0",
+        **(
+            {"CELERY_BROKER_URL": f"amqp://{SLUG}:{prod_rabbitmq_password}@rabbitmq:5672/{SLUG}"}
+            if BROKER == "rabbitmq"
+            else {}
+        ),
         "DJANGO_EMAIL_HOST": f"smtp.{DOMAIN}",
         # /metrics answers only `Authorization: Bearer <this>`: give it to Prometheus (docs/monitoring.md).
         "METRICS_TOKEN": random_string(40),
@@ -110,6 +168,13 @@ def write_env_files(root: Path) -> None:
         {"POSTGRES_DB": SLUG, "POSTGRES_USER": SLUG, "POSTGRES_PASSWORD": prod_pg_password},
     )
     write_env(root / ".envs/.production/.redis", {"REDIS_PASSWORD": prod_redis_password})
+    if BROKER == "rabbitmq":
+        # The compose rabbitmq service creates this user and virtual host at its first start.
+        for environment, password in (("local", local_rabbitmq_password), ("production", prod_rabbitmq_password)):
+            write_env(
+                root / f".envs/.{environment}/.rabbitmq",
+                {"RABBITMQ_DEFAULT_USER": SLUG, "RABBITMQ_DEFAULT_PASS": password, "RABBITMQ_DEFAULT_VHOST": SLUG},
+            )
 
 
 def remove_unchosen_options(root: Path) -> None:
@@ -120,6 +185,8 @@ def remove_unchosen_options(root: Path) -> None:
         "github": CI_TOOL != "github",
         "gitlab": CI_TOOL != "gitlab",
         "django-db": RESULT_BACKEND != "django-db",
+        "redis-broker": BROKER != "redis",
+        "rabbitmq": BROKER != "rabbitmq",
     }
     for option, paths in OPTION_PATHS.items():
         if not unchosen[option]:
@@ -133,6 +200,11 @@ def remove_unchosen_options(root: Path) -> None:
 
 
 def choose_alternative_files(root: Path) -> None:
+    for alternative, replaced in RABBITMQ_FILES:
+        if BROKER == "rabbitmq":
+            (root / alternative).replace(root / replaced)
+        else:
+            (root / alternative).unlink()
     if not INCLUDE_EXAMPLES:
         return  # removed with the examples
     for alternative, replaced in NO_RESULT_BACKEND_FILES:
@@ -179,10 +251,10 @@ containers' values and is committed, so a teammate's clone runs `docker compose 
 With Docker:
     cd {SLUG} && docker compose up
 
-Without Docker (needs redis-server and uv):
+Without Docker (needs redis-server{", rabbitmq-server" if BROKER == "rabbitmq" else ""} and uv):
     cd {SLUG} && make dev
 
-Tests (start their own Redis):
+Tests (start their own Redis{" and RabbitMQ" if BROKER == "rabbitmq" else ""}):
     cd {SLUG} && uv run pytest
 """
     )

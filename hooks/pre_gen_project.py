@@ -21,11 +21,12 @@ ANSWERS = {
     "use_flower": """{{ cookiecutter.use_flower }}""",
     "use_sentry": """{{ cookiecutter.use_sentry }}""",
     "use_kubernetes": """{{ cookiecutter.use_kubernetes }}""",
+    "broker": """{{ cookiecutter.broker }}""",
 }
 
 # Names the generated project imports or creates: a slug equal to one of them would shadow it.
 SHADOWED = {
-    "celery", "django", "redis", "kombu", "billiard", "environ", "flower", "gunicorn", "psycopg",
+    "celery", "django", "redis", "kombu", "amqp", "billiard", "environ", "flower", "gunicorn", "psycopg",
     "whitenoise", "sentry_sdk", "django_redis", "django_celery_beat", "django_celery_results",
     "config", "test", "tests", "tools", "docs", "conftest", "manage", "pytest", "yaml",
 }  # fmt: skip
@@ -86,6 +87,11 @@ def validate(answers: dict[str, str]) -> list[str]:
     for field, allowed in CHOICES.items():
         if answers[field] not in allowed:
             problems.append(f"{field}: {answers[field]!r} is not one of {', '.join(allowed)}")
+    if answers["broker"] == "rabbitmq" and answers["use_kubernetes"] == "y":
+        problems.append(
+            "use_kubernetes: the Kubernetes manifests scale each worker on its Redis queue's length (KEDA's redis "
+            "trigger) and are not written for broker=rabbitmq yet: answer use_kubernetes=n with RabbitMQ"
+        )
     return problems
 
 

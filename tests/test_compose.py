@@ -100,7 +100,8 @@ def test_every_script_is_strict_bash_that_ends_in_exec(project):
     scripts = [
         path
         for path in (project / "compose").rglob("*")
-        if path.is_file() and path.suffix != ".py" and "__pycache__" not in path.parts
+        # Not the Python ones (below) nor a server's configuration (RabbitMQ's rabbitmq.conf).
+        if path.is_file() and path.suffix not in {".py", ".conf"} and "__pycache__" not in path.parts
     ]
     assert scripts
     # The Python ones (the local reloader) are linted by ruff with the rest of the code.
@@ -315,6 +316,7 @@ def test_the_build_context_has_the_application_and_no_secrets_tests_tools_or_doc
         "db.sqlite3",
         "config/__pycache__/a.pyc",
         ".redis/appendonly.aof",
+        ".rabbitmq/mnesia/rabbit@localhost/quorum/data",  # `make rabbitmq`'s node
         ".upstream-check/output/kombu-unit-0.txt",  # `make upstream-check`'s virtualenv, sdists and output
     ):
         (project / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -326,6 +328,7 @@ def test_the_build_context_has_the_application_and_no_secrets_tests_tools_or_doc
         ".venv",
         "db.sqlite3",
         ".redis",
+        ".rabbitmq",
         ".upstream-check",
         "tests",
         "tools",
@@ -339,6 +342,6 @@ def test_the_build_context_has_the_application_and_no_secrets_tests_tools_or_doc
         "compose/start-web",
         "config/settings/production.py",
         "pyproject.toml",
-        "my_project/taskqueue/patches/kombu.py",
+        "my_project/taskqueue/patches/celery_worker.py",
     ):
         assert relative in context, relative

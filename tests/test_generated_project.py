@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from bakery import SUITE_TIMEOUT, read_env_file, run_in
 
-# The defaults, everything switched off, and three bakes that between them give every other answer of every
-# prompt: each bake costs a full run of the generated suite (minutes), so the answers that change no task code
-# (Sentry, Kubernetes, the CI tool) share bakes with those that do (examples, result backend, Flower).
+# The defaults, everything switched off, three bakes that between them give every other answer of every prompt,
+# and RabbitMQ as the broker: each bake costs a full run of the generated suite (minutes), so the answers that change
+# no task code (Sentry, Kubernetes, the CI tool) share bakes with those that do (examples, result backend, Flower).
 COMBINATIONS = {
     "defaults": {},
     "redis-results+sentry+kubernetes+gitlab": {
@@ -28,6 +28,8 @@ COMBINATIONS = {
         "use_sentry": "n",
         "ci_tool": "none",
     },
+    # Its suite starts a RabbitMQ node of its own (Debian's rabbitmq-server) besides its Redis.
+    "rabbitmq": {"broker": "rabbitmq"},
 }
 # The bake the Kubernetes and no-Flower tests read.
 KUBERNETES = "redis-results+sentry+kubernetes+gitlab"

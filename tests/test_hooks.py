@@ -41,11 +41,21 @@ def test_bad_answer_is_rejected_with_its_field_and_value_and_nothing_is_written(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("field", "value"), [("result_backend", "mongodb"), ("ci_tool", "jenkins")])
+@pytest.mark.parametrize(
+    ("field", "value"), [("result_backend", "mongodb"), ("ci_tool", "jenkins"), ("broker", "sqs")]
+)
 def test_a_list_choice_outside_its_list_is_rejected_by_cookiecutter_and_nothing_is_written(tmp_path, field, value):
     result = run_cookiecutter(tmp_path, **{field: value})
     assert result.returncode != 0
     assert f"{value} provided for choice variable {field}" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rabbitmq_with_kubernetes_is_refused_before_anything_is_written(tmp_path):
+    # The manifests scale each worker on its Redis list (KEDA's redis trigger): not written for RabbitMQ yet.
+    result = run_cookiecutter(tmp_path, broker="rabbitmq", use_kubernetes="y")
+    assert result.returncode != 0
+    assert "use_kubernetes: the Kubernetes manifests scale each worker on its Redis queue's length" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from bakery import run_in
+from bakery import read_env_file, run_in
 
 
 def dependencies(project) -> str:
@@ -74,6 +74,63 @@ def test_timezone_and_domain_reach_the_settings(bake):
     project = bake(timezone="Europe/Paris", domain_name="shop.example.org")
     assert 'TIME_ZONE = "Europe/Paris"' in (project / "config/settings/base.py").read_text()
     assert "DJANGO_ALLOWED_HOSTS=shop.example.org" in (project / ".envs/.production/.django").read_text()
+
+
+def test_broker_rabbitmq_declares_quorum_queues_and_leaves_out_everything_redis_broker_only(bake):
+    redis, rabbitmq = bake(), bake(broker="rabbitmq")
+    base = (rabbitmq / "config/settings/base.py").read_text()
+    assert 'CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="amqp://guest:guest@localhost:5672//")' in base
+    assert 'broker_rabbitmq.task_queue("default", TASK_DELIVERY_LIMIT)' in base
+    assert '"confirm_publish": True' in base
+    assert "visibility_timeout" not in base
+    assert "patched_kombu" not in (rabbitmq / "config/celery_app.py").read_text()
+    redis_only = (
+        "my_project/taskqueue/patches/kombu.py",
+        "my_project/taskqueue/broker_redis.py",
+        "tests/taskqueue/test_broker_transport.py",
+        "tests/taskqueue/test_checks_redis.py",
+        "tools/bench",
+    )
+    rabbitmq_only = (
+        "config/broker_rabbitmq.py",
+        "my_project/taskqueue/state_redis.py",
+        "my_project/taskqueue/management/commands/declare_queues.py",
+        "tools/rabbitmq_server.py",
+        "compose/rabbitmq.conf",
+        "docs/brokers.md",
+        "tests/taskqueue/test_checks_rabbitmq.py",
+        ".envs/.local/.rabbitmq",
+        ".envs/.production/.rabbitmq",
+    )
+    assert [path for path in redis_only if (rabbitmq / path).exists()] == []
+    assert [path for path in rabbitmq_only if not (rabbitmq / path).exists()] == []
+    assert [path for path in redis_only if not (redis / path).exists()] == []
+    assert [path for path in rabbitmq_only if (redis / path).exists()] == []
+    # The alternative modules replaced the Redis ones, and none is left beside them.
+    assert "_broker_ok" in (rabbitmq / "my_project/health/views.py").read_text()
+    assert "state_redis" in (rabbitmq / "my_project/health/views.py").read_text()
+    assert sorted(path.name for path in rabbitmq.rglob("*_rabbitmq.py")) == [
+        "broker_rabbitmq.py",
+        "test_checks_rabbitmq.py",
+    ]
+    assert sorted(path.name for path in redis.rglob("*_rabbitmq.py")) == []
+
+
+def test_broker_rabbitmq_gives_each_environment_its_own_rabbitmq_user_and_the_compose_files_a_service(bake):
+    project = bake(broker="rabbitmq")
+    for environment in ("local", "production"):
+        rabbitmq = read_env_file(project / f".envs/.{environment}/.rabbitmq")
+        django = read_env_file(project / f".envs/.{environment}/.django")
+        url = f"amqp://my_project:{rabbitmq['RABBITMQ_DEFAULT_PASS']}@rabbitmq:5672/my_project"
+        assert django["CELERY_BROKER_URL"] == url, environment
+        assert len(rabbitmq["RABBITMQ_DEFAULT_PASS"]) >= 32
+        compose = project / ("docker-compose.yml" if environment == "local" else "docker-compose.production.yml")
+        text = compose.read_text()
+        assert "  rabbitmq:\n    image: rabbitmq:3.13-management" in text, environment
+        assert f".envs/.{environment}/.rabbitmq" in text
+        assert "rabbitmq_data:/var/lib/rabbitmq" in text
+    assert read_env_file(project / ".env")["CELERY_BROKER_URL"] == "amqp://guest:guest@localhost:5672//"
+    assert "python manage.py declare_queues" in (project / "compose/migrate").read_text()
 
 
 EXAMPLE_NAMES = ("notifications", "reports", "REPORTS_API", "LOGIN_CODE_TTL", "examples")

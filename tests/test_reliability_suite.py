@@ -11,6 +11,7 @@ import warnings
 
 import yaml
 from bakery import run_in
+from test_generated_project import COMBINATIONS
 
 # Tests in the generated suite's reliability marker (8 of them the welcome email's delivery contract), and the
 # figure lines they print (the contract tests print CONTRACT lines; one test only asserts).
@@ -52,6 +53,29 @@ def test_generated_reliability_suite_passes_on_postgresql_with_no_task_lost_or_d
             assert figure["lost"] == "0", scenario
 
 
+# The RabbitMQ bake: its reliability marker holds the delivery contracts (8 of them the welcome email's) and the
+# scenarios that are not Redis-shaped (docs/reliability.md of that bake).
+RABBITMQ_TESTS = 34
+RABBITMQ_SCENARIOS = 11
+
+
+def test_a_rabbitmq_projects_reliability_suite_passes_with_no_task_lost_or_duplicated(
+    bake_once, template_venv, postgres_url
+):
+    project = bake_once("rabbitmq", **COMBINATIONS["rabbitmq"])
+    result = run_in(
+        project, "python", "-m", "pytest", "-m", "reliability", "-p", "no:cacheprovider",
+        venv=template_venv, env={"DATABASE_URL": postgres_url}, timeout=1800,
+    )  # fmt: skip
+    assert re.search(rf"\b{RABBITMQ_TESTS} passed\b", result.stdout), result.stdout[-3000:]
+    figures = {match["scenario"]: match for match in FIGURE.finditer(result.stdout)}
+    assert len(figures) == RABBITMQ_SCENARIOS, result.stdout[-3000:]
+    assert "rabbitmq-restart" in figures
+    for scenario, figure in figures.items():
+        warnings.warn(ReliabilityFigure(figure.group(0)), stacklevel=1)
+        assert (figure["lost"], figure["duplicated"]) == ("0", "0"), scenario
+
+
 def test_the_default_test_run_leaves_the_reliability_suite_to_its_own_step(bake_once, template_venv):
     project = bake_once("defaults")
     result = run_in(
@@ -76,3 +100,14 @@ def test_generated_ci_runs_the_reliability_suite_with_a_redis_server_of_its_own(
     assert any("redis-server" in command for command in gitlab["before_script"])
     assert gitlab["services"] == ["postgres:15"]
     assert gitlab["variables"]["REDIS_URL"] == ""
+
+
+def test_a_rabbitmq_projects_ci_installs_rabbitmq_server_for_its_tests_and_reliability_suite(bake):
+    project = bake(broker="rabbitmq", ci_tool="github")
+    jobs = yaml.safe_load((project / ".github/workflows/ci.yml").read_text())["jobs"]
+    for job in ("test", "reliability"):
+        commands = [step["run"] for step in jobs[job]["steps"] if "run" in step]
+        assert any("install" in command and "rabbitmq-server" in command for command in commands), job
+    gitlab = yaml.safe_load((bake(broker="rabbitmq", ci_tool="gitlab") / ".gitlab-ci.yml").read_text())
+    for job in ("test", "reliability", "upstream-canary"):
+        assert any("rabbitmq-server" in command for command in gitlab[job]["before_script"]), job

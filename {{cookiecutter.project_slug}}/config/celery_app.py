@@ -11,12 +11,18 @@ from celery.signals import celeryd_init, setup_logging
 
 from {{ cookiecutter.project_slug }}.taskqueue.liveness import LoopHeartbeat
 from {{ cookiecutter.project_slug }}.taskqueue.patches import celery_worker as patched_celery_worker
+{%- if cookiecutter.broker == "redis" %}
 from {{ cookiecutter.project_slug }}.taskqueue.patches import kombu as patched_kombu
+{%- endif %}
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
+{% if cookiecutter.broker == "redis" -%}
 # redis:// and rediss:// broker URLs use the patched Redis transport ({{ cookiecutter.project_slug }}/taskqueue/patches/).
 patched_kombu.install()
+{%- else -%}
+# RabbitMQ's transport is kombu's own: acknowledgements are the broker's, nothing of it is patched.
+{%- endif %}
 # -P threads (the io worker) uses a pool whose soft shutdown returns a hung task to its queue and exits.
 patched_celery_worker.install()
 

@@ -1,9 +1,19 @@
+{% if cookiecutter.broker == "rabbitmq" -%}
+"""Which Redis database each role uses (state, results, cache), and the TLS options of a ``rediss://`` URL.
+
+RabbitMQ is the broker; Redis keeps the task metrics and beat's tick (state), results and the cache. REDIS_URL is the
+single knob: its database number is the state's, the result backend takes the next one and the cache the one after
+(``redis://host:6379/0`` -> state 0, results 1, cache 2). Each role's own variable (REDIS_STATE_URL,
+CELERY_RESULT_BACKEND_URL, REDIS_CACHE_URL) overrides it, for a Redis server per role.
+"""
+{%- else -%}
 """Which Redis database each role uses (broker, results, cache), and the TLS options of a ``rediss://`` URL.
 
 REDIS_URL is the single knob: its database number is the broker's, the result backend takes the next one and
 the cache the one after (``redis://host:6379/0`` -> broker 0, results 1, cache 2). Each role's own variable
 (CELERY_BROKER_URL, CELERY_RESULT_BACKEND_URL, REDIS_CACHE_URL) overrides it, for a Redis server per role.
 """
+{%- endif %}
 
 import ssl
 from typing import Any
@@ -11,8 +21,13 @@ from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+# Added to REDIS_URL's database number; the state keeps it.
+DATABASE_OFFSETS = {"state": 0, "results": 1, "cache": 2}
+{%- else -%}
 # Added to REDIS_URL's database number; the broker keeps it.
 DATABASE_OFFSETS = {"broker": 0, "results": 1, "cache": 2}
+{%- endif %}
 
 
 def database_number(url: str) -> int:
@@ -34,6 +49,15 @@ def role_url(redis_url: str, role: str) -> str:
     return with_database(redis_url, database_number(redis_url) + DATABASE_OFFSETS[role])
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def require_apart(cache_url: str, state_url: str) -> None:
+    """A cache sharing the state's database would let cache.clear() delete the task metrics: refuse it at start."""
+    if _address(cache_url) == _address(state_url):
+        raise ImproperlyConfigured(
+            f"REDIS_CACHE_URL and REDIS_STATE_URL name the same Redis database ({_safe(cache_url)}): give the "
+            "cache a database (or server) of its own, so clearing the cache cannot touch the task metrics."
+        )
+{%- else -%}
 def require_apart(cache_url: str, broker_url: str) -> None:
     """A cache sharing the broker's database would let cache.clear() reach the queues: refuse it at start."""
     if _address(cache_url) == _address(broker_url):
@@ -41,13 +65,23 @@ def require_apart(cache_url: str, broker_url: str) -> None:
             f"REDIS_CACHE_URL and CELERY_BROKER_URL name the same Redis database ({_safe(cache_url)}): give the "
             "cache a database (or server) of its own, so clearing the cache cannot touch the queues."
         )
+{%- endif %}
 
 
-# What redis-py (the cache, the Redis result backend) connects to; the broker also takes sentinel://.
+# What redis-py (the cache, the Redis result backend) connects to{% if cookiecutter.broker == "redis" %}; the broker also takes sentinel://{% endif %}.
 PLAIN_SCHEMES = ("redis", "rediss", "unix")
 
 
 def require_plain(name: str, url: str) -> None:
+{%- if cookiecutter.broker == "rabbitmq" %}
+    """The Redis roles use redis-py, which follows no Redis Sentinel: refuse a sentinel:// URL for any of them."""
+    scheme = urlsplit(url).scheme
+    if scheme not in PLAIN_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} is {_safe(url)}: the Redis roles (state, results, cache) need a redis://, rediss:// or unix:// "
+            "URL."
+        )
+{%- else %}
     """Only the broker follows Redis Sentinel (kombu's transport): refuse a sentinel:// URL for another role."""
     scheme = urlsplit(url).scheme
     if scheme not in PLAIN_SCHEMES:
@@ -56,8 +90,10 @@ def require_plain(name: str, url: str) -> None:
             "For a broker behind Redis Sentinel, set CELERY_BROKER_URL=sentinel://... with REDIS_SENTINEL_MASTER, "
             "and point REDIS_URL (or REDIS_CACHE_URL and CELERY_RESULT_BACKEND_URL) at a plain Redis."
         )
+{%- endif %}
 
 
+{% if cookiecutter.broker == "redis" -%}
 def sentinel_options(broker_url: str, master_name: str) -> dict:
     """The transport options a sentinel:// broker URL needs (the name the sentinels know the primary by)."""
     if urlsplit(broker_url).scheme != "sentinel":
@@ -68,6 +104,9 @@ def sentinel_options(broker_url: str, master_name: str) -> dict:
             "monitor the primary under (`sentinel monitor <name> ...` in their configuration)."
         )
     return {"master_name": master_name}
+
+
+{% endif -%}
 
 
 def tls_options(url: str, ca_certs: str) -> dict | None:

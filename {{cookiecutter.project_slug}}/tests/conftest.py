@@ -1,4 +1,8 @@
+{% if cookiecutter.broker == "rabbitmq" -%}
+"""Test fixtures: a real RabbitMQ, a real Redis and real Celery workers, shared by the whole session.
+{%- else -%}
 """Test fixtures: a real Redis and real Celery workers, shared by the whole session.
+{%- endif %}
 
 Task tests go through serialisation, routing to each task's queue and the broker, so there is
 no eager mode and no fake Redis here. The workers run in threads of the test process, one per
@@ -17,15 +21,65 @@ from django.conf import settings
 from django.core.cache import caches
 from kombu.asynchronous import set_event_loop
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+from config import broker_rabbitmq, redis_roles
+{%- else -%}
 from config import redis_roles
+{%- endif %}
 from config.celery_app import app as celery_app
+from tests.support.own_broker import OwnBroker
 from tests.support.task_events import TaskEvents
+{%- if cookiecutter.broker == "rabbitmq" %}
+from tools.rabbitmq_server import RabbitMQServer
+{%- endif %}
 from tools.redis_server import RedisServer
 
 # One in-process worker per queue, as in the Procfile; threads here, so time limits are not enforced.
 WORKER_CONCURRENCY = {"default": 2, "io": 4, "cpu": 2}
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+@pytest.fixture(scope="session")
+def rabbitmq_node():
+    """A RabbitMQ node started for this session: loopback, a temp dir, its own ports (tools/rabbitmq_server.py)."""
+    node = RabbitMQServer().start()
+    yield node
+    node.stop(remove_data=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rabbitmq_url(rabbitmq_node):
+    """The broker of this session: a virtual host on the session's node with the project's queues declared."""
+    url = rabbitmq_node.add_vhost("tests")
+    settings.CELERY_BROKER_URL = celery_app.conf.broker_url = url
+    with celery_app.connection_for_write() as connection:
+        broker_rabbitmq.declare(connection, settings.CELERY_TASK_QUEUES)
+    return url
+
+
+@pytest.fixture(autouse=True)
+def _empty_queues(rabbitmq_url):
+    """Each test starts with no message waiting in a task queue or the dead-letter queue."""
+    with celery_app.connection_for_write() as connection, connection.channel() as channel:
+        for queue in (*settings.CELERY_TASK_QUEUES, broker_rabbitmq.DEAD_LETTER_QUEUE):
+            queue.bind(channel).purge()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_url(rabbitmq_url):
+    """The Redis at REDIS_URL if set, else a redis-server started for this session.
+
+    Settings are imported before any fixture runs, so the URL is applied here to the state Redis,
+    the cache and (when it is Redis) the result backend.
+    """
+    server = None
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        server = RedisServer().start()
+        url = server.url
+    settings.REDIS_URL = url
+    settings.REDIS_STATE_URL = redis_roles.role_url(url, "state")
+{%- else -%}
 @pytest.fixture(scope="session", autouse=True)
 def redis_url():
     """The Redis at REDIS_URL if set, else a redis-server started for this session.
@@ -39,12 +93,15 @@ def redis_url():
         server = RedisServer().start()
         url = server.url
     settings.REDIS_URL = settings.CELERY_BROKER_URL = url
+{%- endif %}
     # Each role in its own database, as config/redis_roles.py derives them from REDIS_URL.
     settings.REDIS_CACHE_URL = settings.CACHES["default"]["LOCATION"] = redis_roles.role_url(url, "cache")
     # The test database setup (createcachetable) may already have opened the cache: reopen it.
     with contextlib.suppress(AttributeError):
         del caches["default"]
+{%- if cookiecutter.broker == "redis" %}
     celery_app.conf.broker_url = url
+{%- endif %}
     if str(celery_app.conf.result_backend or "").startswith("redis"):
         celery_app.conf.result_backend = redis_roles.role_url(url, "results")
     yield url
@@ -77,6 +134,35 @@ def _empty_redis(_role_databases):
     """Each test starts with no queued messages, results, locks or cached values."""
     for client in _role_databases:
         client.flushdb()
+
+
+@pytest.fixture(scope="session")
+def own_broker(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}):
+    """``own_broker(n)``: a broker of the test's own for the worker processes it starts, with Redis database n of the
+    session's server for their state (tests/support/own_broker.py). Each is emptied when made."""
+    made = []
+
+    def make(database: int) -> OwnBroker:
+        database_url = f"{redis_url.rsplit('/', 1)[0]}/{database}"
+        broker = OwnBroker({% if cookiecutter.broker == "rabbitmq" %}rabbitmq_node, {% endif %}database_url)
+        made.append(broker)
+        return broker
+
+    yield make
+    for broker in made:
+        broker.close()
+
+
+@pytest.fixture
+def session_broker(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node, rabbitmq_url{% endif %}):
+    """The session's broker, as an OwnBroker to read (its queues, what is unacked): the in-process workers' one."""
+{%- if cookiecutter.broker == "rabbitmq" %}
+    broker = OwnBroker(rabbitmq_node, redis_url, vhost=rabbitmq_url.rsplit("/", 1)[1])
+{%- else %}
+    broker = OwnBroker(redis_url)
+{%- endif %}
+    yield broker
+    broker.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,14 @@ import tempfile
 from pathlib import Path
 
 import environ
+{%- if cookiecutter.broker == "rabbitmq" %}
+
+from config import broker_rabbitmq, redis_roles
+{%- else %}
 from kombu import Queue
 
 from config import redis_roles
+{%- endif %}
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 APPS_DIR = BASE_DIR / "{{ cookiecutter.project_slug }}"
@@ -169,6 +174,23 @@ LOGGING = {
     },
 }
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+# RABBITMQ (the broker) and REDIS (task state, results and cache: config/redis_roles.py)
+# ------------------------------------------------------------------------------
+# RabbitMQ holds the queues; Redis holds what the project reads and writes itself: the task metrics and beat's tick
+# (the "state" role), results when they go to Redis, the cache with its locks and the beat lock. REDIS_URL is the
+# single Redis knob: state uses its database, results the next one, the cache the one after.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="amqp://guest:guest@localhost:5672//")  # pragma: allowlist secret
+REDIS_URL = env("REDIS_URL", default="redis://localhost:6379/0")
+REDIS_STATE_URL = env("REDIS_STATE_URL", default=redis_roles.role_url(REDIS_URL, "state"))
+redis_roles.require_plain("REDIS_STATE_URL", REDIS_STATE_URL)
+REDIS_CACHE_URL = env("REDIS_CACHE_URL", default=redis_roles.role_url(REDIS_URL, "cache"))
+redis_roles.require_plain("REDIS_CACHE_URL", REDIS_CACHE_URL)
+# cache.clear() must not delete the metrics and beat's tick.
+redis_roles.require_apart(REDIS_CACHE_URL, REDIS_STATE_URL)
+# A rediss:// URL verifies the server's certificate: against this CA bundle (a file path), else the system's.
+REDIS_CA_CERTS = env("REDIS_CA_CERTS", default="")
+{%- else -%}
 # REDIS (broker, results and cache: config/redis_roles.py)
 # ------------------------------------------------------------------------------
 # The single knob: the broker uses its database, results the next one, the cache the one after, so clearing
@@ -180,6 +202,7 @@ redis_roles.require_plain("REDIS_CACHE_URL", REDIS_CACHE_URL)
 redis_roles.require_apart(REDIS_CACHE_URL, CELERY_BROKER_URL)
 # A rediss:// URL verifies the server's certificate: against this CA bundle (a file path), else the system's.
 REDIS_CA_CERTS = env("REDIS_CA_CERTS", default="")
+{%- endif %}
 
 # Redis cache: locks (cache.lock), the beat lock and short-lived task outputs live here.
 CACHES = {
@@ -208,15 +231,19 @@ CACHES = {
 # Every value here is a decision: docs/practices.md gives each one's reason and the test that pins it,
 # and {{ cookiecutter.project_slug }}/taskqueue/checks.py verifies they stay consistent (`manage.py check`).
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
+{% if cookiecutter.broker == "rabbitmq" -%}
+# CELERY_BROKER_URL is set with the Redis URLs above (amqps:// for TLS).
+{%- else -%}
 # CELERY_BROKER_URL is set with the other Redis URLs above. For rediss://, verify the broker's certificate.
 CELERY_BROKER_USE_SSL = redis_roles.tls_options(CELERY_BROKER_URL, REDIS_CA_CERTS)
+{%- endif %}
 CELERY_TIMEZONE = TIME_ZONE
-# Retry the first broker connection too, so a worker started before Redis waits for it.
+# Retry the first broker connection too, so a worker started before the broker waits for it.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # After a broker reconnect, unacked tasks are redelivered: cancel our copy so they don't run twice.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 
-# JSON only: pickle would let anyone who can write to Redis run code in the worker.
+# JSON only: pickle would let anyone who can write to the broker run code in the worker.
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -227,17 +254,43 @@ CELERY_TASK_ACKS_LATE = True
 # ...including when the pool child is killed (OOM, segfault); tasks are idempotent because of this.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One reserved message per pool slot, so a busy worker does not hoard long tasks; with late acks this costs
-# nothing measurable on prefork and on the io thread pool, unlike gevent (docs/performance.md).
+# nothing measurable on prefork and on the io thread pool, unlike gevent ({% if cookiecutter.broker == "redis" %}docs/performance.md{% else %}measured on Redis{% endif %}).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Every task gets a soft limit (raises SoftTimeLimitExceeded to clean up) and a hard kill.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=360)
+{% if cookiecutter.broker == "rabbitmq" -%}
+# The longest countdown/ETA any send accepts (taskqueue/message_limits.py): a longer wait is a periodic task's job.
+{%- else -%}
 # The longest countdown/ETA any send accepts (taskqueue/message_limits.py); Redis would deliver later ones early.
+{%- endif %}
 TASK_MAX_COUNTDOWN = env.int("TASK_MAX_COUNTDOWN", default=1800)
+{% if cookiecutter.broker == "rabbitmq" -%}
+# Messages carry IDs and small values: a bigger one is refused when sent (taskqueue/message_limits.py), not left
+# to fill the broker's memory (RabbitMQ blocks every publisher at its memory alarm).
+{%- else -%}
 # Messages carry IDs and small values: a bigger one is refused when sent (taskqueue/message_limits.py), not left
 # to fill Redis, which runs with noeviction and would then refuse every write.
+{%- endif %}
 TASK_MAX_MESSAGE_BYTES = env.int("TASK_MAX_MESSAGE_BYTES", default=1024 * 1024)
+{% if cookiecutter.broker == "rabbitmq" -%}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Publisher confirms: a send returns once RabbitMQ has taken the message (a majority of a quorum queue's replicas)
+    # and raises if it refused it (a full queue: x-overflow reject-publish), so no task is lost silently on its way.
+    "confirm_publish": True,
+}
+# A send to a RabbitMQ that is down or does not answer fails within seconds instead of hanging the request (with the
+# pool and retry bounds below); Celery's default connect timeout is 4 s.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# Each side of a connection sends a heartbeat every 30 s (RabbitMQ's offer is 60): a broker gone without closing the
+# connection (a crashed VM, a dropped route) is noticed within two missed beats and the worker reconnects.
+CELERY_BROKER_HEARTBEAT = 30
+# RabbitMQ closes the channel of a consumer that keeps a message unacked longer than its consumer_timeout (30 min by
+# default, rabbitmq.conf): with late acks that is a task's whole run. State the server's value here (seconds) and
+# check celery.E021 keeps every task's run bound (its hard time limit; on the io queue its io_timeout) under it.
+RABBITMQ_CONSUMER_TIMEOUT = env.int("RABBITMQ_CONSUMER_TIMEOUT", default=1800)
+{%- else -%}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Redis redelivers an unacked message after this many seconds: it must exceed the hard limit
     # plus the longest countdown, or a running/scheduled task is run a second time (check celery.E001).
@@ -259,17 +312,25 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # REDIS_SENTINEL_MASTER, and finds the new one after a failover (docs/reliability.md); refused without it.
     **redis_roles.sentinel_options(CELERY_BROKER_URL, env("REDIS_SENTINEL_MASTER", default="")),
 }
+{%- endif %}
 # A sender waits at most this long for a free broker connection from the pool (default: forever).
 CELERY_BROKER_POOL_ACQUIRE_TIMEOUT = 2
 # One retry of a failed publish, at once (Celery's default is three, up to a second apart).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 # Inside a worker (taskqueue/retries.py sets these at worker start) a publish -- a retry, a task sent by a task -- has
 # nobody waiting on it, and giving up costs a rerun of the task: it keeps trying to connect for 15 s (Celery's default
+{% if cookiecutter.broker == "rabbitmq" -%}
+# and a web request's: 2 s), and retries up to four times, 1, 3, 5 and 5 s apart. A retry published into a 4 s stall
+# waits it out (the delivery contracts' rabbitmq-stall-retry fault, tests/contracts/). A try whose confirm was lost may
+# still have been applied, so a stall can leave a copy of the message: tasks are idempotent. Keep the bound well under
+# CELERY_TASK_SOFT_TIME_LIMIT: a task out of time while publishing becomes a dead letter.
+{%- else -%}
 # and a web request's: 4 s), and retries up to four times, 1, 3, 5 and 5 s apart. A retry published into a 4 s stall
 # waits it out, and against a Redis that stays stalled the publish gave up 15.1 s in (both measured by
 # tests/reliability/test_redis_stall.py). A try that timed out may still be applied once Redis answers, so a stall can
 # leave a copy of the message: tasks are idempotent. Keep the bound well under CELERY_TASK_SOFT_TIME_LIMIT: a task
 # out of time while publishing becomes a dead letter.
+{%- endif %}
 WORKER_BROKER_CONNECTION_TIMEOUT = 15
 WORKER_PUBLISH_RETRY_POLICY = {"max_retries": 4, "interval_start": 1, "interval_step": 2, "interval_max": 5}
 
@@ -281,7 +342,11 @@ WORKER_PUBLISH_RETRY_POLICY = {"max_retries": 4, "interval_start": 1, "interval_
 # Kubernetes covers the window plus a margin (check celery.E010). Celery waits the whole window whenever a task
 # runs, even one that ends sooner: a deploy of the io worker takes that long.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=65)
+{% if cookiecutter.broker == "rabbitmq" -%}
+# An idle worker has nothing to wait for: it exits at once (a countdown waits in RabbitMQ's delay queues, not in it).
+{%- else -%}
 # An idle worker has nothing to wait for: it exits at once (messages it holds for a countdown are requeued anyway).
+{%- endif %}
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = False
 
 # Recycle pool children so a slow leak cannot take a worker down.
@@ -303,7 +368,13 @@ redis_roles.require_plain("CELERY_RESULT_BACKEND_URL", CELERY_RESULT_BACKEND)
 CELERY_REDIS_BACKEND_USE_SSL = redis_roles.tls_options(CELERY_RESULT_BACKEND, REDIS_CA_CERTS)
 CELERY_RESULT_EXTENDED = True
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+{%- if cookiecutter.broker == "rabbitmq" %}
+    # A results Redis that does not answer fails a read or write within seconds, as the cache's does.
+    "socket_connect_timeout": 1,
+    "socket_timeout": 1.5,
+{%- else %}
     **CELERY_BROKER_TRANSPORT_OPTIONS,
+{%- endif %}
     # Celery retries a failed results connection 20 times a second apart: a send of a task that keeps its result
     # would hang a request for 20 s with the results Redis down or its certificate refused. A few seconds at most.
     "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
@@ -315,12 +386,31 @@ CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 1
 # Named queues, each with its own Procfile worker. A task is routed by the verb of its name
 # (<app>.<verb>_<noun>), whatever its app: a new app's tasks need no route of their own, and every send
 # (.delay(), send_task_by_name, canvas) takes the same route. Any other verb runs on the default queue.
+{% if cookiecutter.broker == "rabbitmq" -%}
+# RabbitMQ dead-letters a message delivered this many times (config/broker_rabbitmq.py): a task that kills its worker
+# every run, before BaseTask can record it (max_deliveries, 5 by default, and check celery.E020 keeps it lower).
+TASK_DELIVERY_LIMIT = env.int("TASK_DELIVERY_LIMIT", default=10)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_QUEUES = (
+    broker_rabbitmq.task_queue("default", TASK_DELIVERY_LIMIT),
+    # waiting on the network: many concurrent slots per worker
+    broker_rabbitmq.task_queue("io", TASK_DELIVERY_LIMIT),
+    broker_rabbitmq.task_queue("cpu", TASK_DELIVERY_LIMIT),  # computing: one prefork child per core
+)
+# Queues Celery creates itself (none: CELERY_TASK_CREATE_MISSING_QUEUES below) would be quorum queues too, and a
+# task's default exchange is the queues' topic exchange, which native delayed delivery needs (Celery 5.5+).
+CELERY_TASK_DEFAULT_QUEUE_TYPE = "quorum"
+CELERY_TASK_DEFAULT_EXCHANGE = broker_rabbitmq.TASKS_EXCHANGE.name
+CELERY_TASK_DEFAULT_EXCHANGE_TYPE = broker_rabbitmq.TASKS_EXCHANGE.type
+CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
+{%- else -%}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_QUEUES = (
     Queue("default"),
     Queue("io"),  # waiting on the network: many concurrent slots per worker
     Queue("cpu"),  # computing: one prefork child per core
 )
+{%- endif %}
 CELERY_TASK_ROUTES = {
     # HTTP APIs, SMTP: the io worker's threads wait on many at once (bounded by each call's own timeout).
     "*.fetch_*": {"queue": "io"},
@@ -355,16 +445,18 @@ BEAT_LOCK_TIMEOUT = env.int("BEAT_LOCK_TIMEOUT", default=30)
 # so a beat that restarts after a crash, or takes over the lock, does not send it again.
 CELERY_BEAT_SYNC_EVERY = 1
 
+{% if cookiecutter.broker == "redis" -%}
 # HEALTH
 # ------------------------------------------------------------------------------
 # /healthz/ says "degraded" once the broker's Redis uses this share of its maxmemory: past it, noeviction
 # refuses every write, so new tasks cannot be sent. Early enough to act, late enough not to cry wolf.
 HEALTH_REDIS_MEMORY_WARNING_RATIO = env.float("HEALTH_REDIS_MEMORY_WARNING_RATIO", default=0.8)
 
+{% endif -%}
 # METRICS (docs/monitoring.md)
 # ------------------------------------------------------------------------------
 # Workers count task outcomes and run times in Redis (metrics: keys); web's /metrics renders them with the queues'
-# depth and oldest-message age for Prometheus (taskqueue/metrics.py). Off: no per-task cost (celery_bench measures it).
+# depth and oldest-message age for Prometheus (taskqueue/metrics.py). Off: no per-task cost{% if cookiecutter.broker == "redis" %} (celery_bench measures it){% endif %}.
 TASK_METRICS = env.bool("TASK_METRICS", default=True)
 # Each process writes its counts to Redis at most this often (seconds): one transaction instead of a write per task.
 TASK_METRICS_FLUSH_INTERVAL = env.float("TASK_METRICS_FLUSH_INTERVAL", default=1.0)

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES, env
+{% if cookiecutter.broker == "rabbitmq" %}from .base import DATABASES, env{% else %}from .base import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES, env{% endif %}
 
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="!!!test-only-not-secret!!!")
 ALLOWED_HOSTS = ["testserver", "localhost"]
@@ -42,6 +42,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REPORTS_API_RETRY_BACKOFF_MAX = 1
 REPORTS_API_TIMEOUT = (3.05, 2)
 {%- endif %}
+{%- if cookiecutter.broker == "redis" %}
 
 # The reliability suite shortens the visibility timeout to seconds (CELERY_VISIBILITY_TIMEOUT); look for messages
 # whose worker died every second too, not kombu's default of every 10 x 10 s.
@@ -50,3 +51,4 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_interval": 1,
     "unacked_restore_throttle": 1,
 }
+{%- endif %}

@@ -7,11 +7,12 @@ O_EXCL says it has), so that the redelivered run shows what the task does after 
 
 - the run's "first database write" is the first INSERT, UPDATE or DELETE of a table that is not the platform's own
   (results, beat, dead letters): where a task's effect starts. kill-before-effect SIGKILLs the process there, before
-  the statement runs; database-error raises OperationalError there; redis-stall-retry calls the task's retry() there.
+  the statement runs; database-error raises OperationalError there; {{ cookiecutter.broker }}-stall-retry calls the task's
+  retry() there.
 - kill-after-effect SIGKILLs the process at task_postrun: the run returned (its transaction committed) and the ack
   has not been sent (late acks: the pool's parent, or the thread after this signal, sends it).
-- sigterm, redis-restart, redis-stall and redis-stall-retry hold the first run at task_prerun until the test has
-  applied the fault (the file ``release`` appears), so that the fault finds the run in flight.
+- sigterm, {{ cookiecutter.broker }}-restart, {{ cookiecutter.broker }}-stall and {{ cookiecutter.broker }}-stall-retry hold the first run at task_prerun until the
+  test has applied the fault (the file ``release`` appears), so that the fault finds the run in flight.
 
 Every run's start and end are appended to ``events.jsonl`` for the harness to read.
 """
@@ -29,8 +30,8 @@ from django.db import OperationalError, connection
 FAULT = os.environ.get("CONTRACT_FAULT", "")
 TASK = os.environ.get("CONTRACT_TASK", "")
 DIRECTORY = Path(os.environ.get("CONTRACT_DIR", "."))
-HOLDING = {"sigterm", "redis-restart", "redis-stall", "redis-stall-retry"}
-AT_FIRST_WRITE = {"kill-before-effect", "database-error", "redis-stall-retry"}
+HOLDING = {"sigterm", "{{ cookiecutter.broker }}-restart", "{{ cookiecutter.broker }}-stall", "{{ cookiecutter.broker }}-stall-retry"}
+AT_FIRST_WRITE = {"kill-before-effect", "database-error", "{{ cookiecutter.broker }}-stall-retry"}
 PLATFORM_TABLES = ("django_celery_results_", "django_celery_beat_", "taskqueue_", "django_cache")
 HOLD_TIMEOUT = 120.0
 
@@ -64,7 +65,7 @@ def at_first_write(execute, sql, params, many, context):
             os.kill(os.getpid(), signal.SIGKILL)
         if FAULT == "database-error":
             raise OperationalError("injected by the delivery-contract harness: the database dropped the connection")
-        if FAULT == "redis-stall-retry":
+        if FAULT == "{{ cookiecutter.broker }}-stall-retry":
             raise current_task.retry(countdown=0)
     return execute(sql, params, many, context)
 

@@ -4,8 +4,9 @@ A contract (``{{ cookiecutter.project_slug }}/taskqueue/contracts.py``) names th
 that call's effect; ``contract_tests(contract)`` turns it into one test per fault, in the reliability marker
 (``make reliability``, the CI's reliability job). Each test:
 
-1. starts a redis-server of its own and two workers of the task's queue, from the Procfile line that consumes it
-   (prefork or threads, as deployed), on the test database, with tests/contracts/faults.py loaded;
+1. starts a broker of its own (tests/reliability/broker.py) and two workers of the task's queue, from the Procfile
+   line that consumes it (prefork or threads, as deployed), on the test database, with tests/contracts/faults.py
+   loaded;
 2. creates the call's arguments and checks that its effect counts 0;
 3. sends the call (twice, same message, for ``duplicate``) and applies the fault at its moment;
 4. waits, at most SETTLE_TIMEOUT, until nothing is queued, unacked or running;
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue.contracts import FAULTS, DeliveryContract
@@ -38,8 +38,13 @@ from tests.support.database import database_url
 from tests.support.waiting import wait_until
 from tools.procfile import PROCFILE
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+# How long RabbitMQ answers nothing in the stall faults: its VM stopped, longer than the 2 s connect timeout, shorter
+# than a worker's publish bound (WORKER_BROKER_CONNECTION_TIMEOUT, 15 s).
+{%- else -%}
 # How long Redis answers nothing in the stall faults: longer than the broker's 1.5 s socket timeout, shorter than a
 # worker's publish bound (15.1 s in tests/reliability/test_redis_stall.py).
+{%- endif %}
 STALL = 4.0
 # Production's limits, shortened so that a whole worker's death is redelivered in seconds (TIMEOUTS); the faults that
 # hold a run while they happen get more room, so that the hold and the stall fit in the soft limit.
@@ -49,7 +54,7 @@ HOLDING_LIMITS = {
     "CELERY_TASK_TIME_LIMIT": 18,
     "CELERY_VISIBILITY_TIMEOUT": 20,
 }
-HOLDING = {"sigterm", "redis-restart", "redis-stall", "redis-stall-retry"}
+HOLDING = {"sigterm", "{{ cookiecutter.broker }}-restart", "{{ cookiecutter.broker }}-stall", "{{ cookiecutter.broker }}-stall-retry"}
 SETTLE_TIMEOUT = 90.0
 STARTUP_TIMEOUT = 90.0
 # The io worker's soft shutdown window for the sigterm fault (production's is 65 s).
@@ -145,8 +150,9 @@ def check(contract: DeliveryContract, fault: str, directory: Path, include: tupl
         "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": str(SOFT_SHUTDOWN_WINDOW),
         "TEST_EMAIL_OUTBOX": str(directory / "outbox"),
         **{name: str(value) for name, value in limits.items()},
+        **broker.env,
     }
-    deployment = Deployment(broker.url, database_url(), directory, extra_env=env)
+    deployment = Deployment(broker.redis_url, database_url(), directory, extra_env=env)
     run = Run(directory)
     passed = False
     global _outbox
@@ -232,20 +238,20 @@ def apply(fault: str, broker: Broker, deployment: Deployment, run: Run, start_wo
         worker.signal(signal.SIGTERM)  # what a deploy sends
         release.touch()
         worker.wait(timeout=TIMEOUTS["CELERY_TASK_TIME_LIMIT"] + SOFT_SHUTDOWN_WINDOW + 30)
-    elif fault == "redis-restart":
+    elif fault == "{{ cookiecutter.broker }}-restart":
         broker.restart()
         release.touch()
     else:
         with broker.stalled():
             release.touch()
-            time.sleep(STALL)  # the fault itself: Redis answers nothing this long
+            time.sleep(STALL)  # the fault itself: {{ 'RabbitMQ' if cookiecutter.broker == 'rabbitmq' else 'Redis' }} answers nothing this long
 
 
 def settle(broker: Broker, queue: str, run: Run, timeout: float) -> None:
     def quiet() -> bool:
         try:
             return broker.settled(queue) and not run.in_flight() and bool(run.events("end"))
-        except redis.RedisError:
+        except broker.errors:
             return False
 
     wait_until(quiet, timeout=timeout, interval=0.2, what="nothing queued, being claimed, unacked or running")

@@ -1,3 +1,128 @@
+{% if cookiecutter.broker == "rabbitmq" -%}
+"""The scenario's own broker, a RabbitMQ node, and its own Redis (REDIS_URL: the cache, locks and task state):
+restartable, stallable, and sent to without touching the session's."""
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from kombu import Connection, Producer
+
+from config import broker_rabbitmq
+from config.celery_app import app as celery_app
+from tools.rabbitmq_server import RabbitMQServer
+from tools.redis_server import RedisServer
+
+AMQP_ERRORS = Connection("amqp://").connection_errors + Connection("amqp://").channel_errors
+
+
+class Broker:
+    """A RabbitMQ node with the project's quorum queues declared, a Redis beside it, and a producer for them."""
+
+    # Which shape of broker, for the scenario lines.
+    shape = "rabbitmq"
+    ssl = None
+    # What a read of it raises while it restarts or stalls: refused or dropped connections, rabbitmqctl's failure.
+    errors: tuple[type[BaseException], ...] = (OSError, RuntimeError, *AMQP_ERRORS)
+
+    def __init__(self) -> None:
+        self.node = RabbitMQServer().start()
+        self.redis = RedisServer().start()
+        with Connection(self.node.url) as connection:
+            broker_rabbitmq.declare(connection, settings.CELERY_TASK_QUEUES)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a worker of this broker needs besides REDIS_URL."""
+        return {"CELERY_BROKER_URL": self.node.url}
+
+    @property
+    def url(self) -> str:
+        return self.node.url
+
+    @property
+    def redis_url(self) -> str:
+        """REDIS_URL of the scenario's processes: a redis-server of its own."""
+        return self.redis.url
+
+    def send(self, name: str, *, args: tuple | list = (), kwargs: dict | None = None, **options) -> str:
+        """Send a task by name, routed as the project routes it; return its id."""
+        return self.send_many(name, [args], kwargs=kwargs, **options)[0]
+
+    def send_many(self, name: str, arguments: list[tuple | list], *, kwargs: dict | None = None, **options):
+        """Send one task per item of ``arguments`` over one connection; return their ids."""
+        with celery_app.connection_for_write(self.url) as connection:
+            return [
+                celery_app.send_task(name, args=args, kwargs=kwargs, connection=connection, **options).id
+                for args in arguments
+            ]
+
+    def push_raw(self, queue: str, message: bytes, headers: dict | None = None) -> None:
+        """Publish bytes to a queue as they are, the way a buggy or foreign producer could."""
+        with Connection(self.url) as connection:
+            Producer(connection).publish(
+                message,
+                exchange=broker_rabbitmq.TASKS_EXCHANGE,
+                routing_key=queue,
+                content_type="application/json",
+                content_encoding="utf-8",
+                headers=headers or {},
+            )
+
+    def _counts(self) -> dict[str, tuple[int, int]]:
+        return self.node.queue_counts()
+
+    def queued(self, queue: str) -> int:
+        """Messages ready in ``queue``: RabbitMQ's own count (a passive declare), not a statistic."""
+        with Connection(self.url) as connection, connection.channel() as channel:
+            return channel.queue_declare(queue=queue, passive=True).message_count
+
+    def unacked(self) -> int:
+        """Messages delivered to a consumer and not acked yet, in every queue (statistics, 0.1 s behind)."""
+        return sum(unacked for _, unacked in self._counts().values())
+
+    def held(self, queue: str) -> int:
+        """Messages RabbitMQ still holds for ``queue``: ready or delivered and unacked, and any waiting out a countdown
+        (a retry's) in the delay queues, which are every queue's (statistics, 0.1 s behind)."""
+        counts = self._counts()
+        ready, unacked = counts.get(queue, (0, 0))
+        delayed = sum(r + u for name, (r, u) in counts.items() if name.startswith("celery_delayed_"))
+        return ready + unacked + delayed
+
+    def settled(self, queue: str) -> bool:
+        """No message of ``queue`` left in RabbitMQ: every one was acked, or dead-lettered."""
+        return self.held(queue) == 0 and self.queued(queue) == 0
+
+    def restart(self) -> None:
+        self.node.restart()
+
+    def _vm_pid(self) -> int:
+        """The node's Erlang VM (beam.smp), the child of the rabbitmq-server script."""
+        script = self.node.server_pid()
+        for entry in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == script and "beam" in stat:
+                    return int(entry.name)
+        raise AssertionError(f"no Erlang VM under rabbitmq-server (pid {script})")
+
+    @contextlib.contextmanager
+    def stalled(self) -> Iterator[None]:
+        """RabbitMQ alive but answering nothing inside the block: its VM stopped (SIGSTOP), then continued."""
+        pid = self._vm_pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.node.stop(remove_data=True)
+        self.redis.stop(remove_data=True)
+{%- else -%}
 """The scenario's own Redis broker: restartable, and sent to without touching the session's Redis."""
 
 import ssl
@@ -28,6 +153,8 @@ class Broker:
 
     # Which shape of server, for the scenario lines (tests/reliability/test_redis_shapes.py).
     shape = "plain"
+    # What a read of it raises while it restarts or stalls.
+    errors: tuple[type[BaseException], ...] = (redis.RedisError,)
 
     def __init__(self, server: RedisServer | None = None):
         self.server = (server or RedisServer()).start()
@@ -43,6 +170,11 @@ class Broker:
 
     @property
     def url(self) -> str:
+        return self.server.url
+
+    @property
+    def redis_url(self) -> str:
+        """REDIS_URL of the scenario's processes: the broker's server."""
         return self.server.url
 
     def send(self, name: str, *, args: tuple | list = (), kwargs: dict | None = None, **options) -> str:
@@ -87,3 +219,4 @@ class Broker:
     def stop(self) -> None:
         self.client.close()
         self.server.stop(remove_data=True)
+{%- endif %}

@@ -46,7 +46,7 @@ def ledger(transactional_db):
 
 @pytest.fixture
 def deployment(request, broker, ledger, tmp_path):
-    deployment = Deployment(broker.url, database_url(), tmp_path, extra_env=broker.env)
+    deployment = Deployment(broker.redis_url, database_url(), tmp_path, extra_env=broker.env)
     yield deployment
     deployment.kill_all()
     if request.node.stash.get(FAILED, False):

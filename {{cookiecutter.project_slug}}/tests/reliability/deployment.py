@@ -1,4 +1,4 @@
-"""The Procfile's workers and beats, run as real processes against the scenario's Redis and the test database."""
+"""The Procfile's workers and beats, run as real processes against the scenario's broker and the test database."""
 
 import contextlib
 from pathlib import Path

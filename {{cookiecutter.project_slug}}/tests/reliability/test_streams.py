@@ -1,6 +1,6 @@
-"""Hundreds of tasks in flight while Redis restarts or workers are SIGKILLed at random: each effect exactly once.
+"""Hundreds of tasks in flight while {% if cookiecutter.broker == 'rabbitmq' %}RabbitMQ{% else %}Redis{% endif %} restarts or workers are SIGKILLed at random: each effect exactly once.
 
-Effects are counted in the database: a message Redis lost would show as a missing effect.
+Effects are counted in the database: a message {% if cookiecutter.broker == 'rabbitmq' %}RabbitMQ{% else %}Redis{% endif %} lost would show as a missing effect.
 """
 
 import os
@@ -54,21 +54,21 @@ def wait_completed(ledger, broker, keys: list[str]) -> None:
         ) from None
 
 
-def test_redis_restart_with_tasks_queued_and_in_flight_loses_nothing(deployment, broker, ledger, report):
+def test_{{ cookiecutter.broker }}_restart_with_tasks_queued_and_in_flight_loses_nothing(deployment, broker, ledger, report):
     workers = deployment.start_workers("worker1", "worker2", limits=SLOW_LIMITS)
-    keys = send_stream(broker, "redis-restart", slow=60)
+    keys = send_stream(broker, "{{ cookiecutter.broker }}-restart", slow=60)
     wait_until(lambda: ledger.runs(keys[60]), timeout=STREAM_TIMEOUT, what="the slow task to start")
     queued_at_restart = broker.queued("default")
 
-    broker.restart()  # SIGTERM: Redis writes its AOF and exits; then it starts again from that file
+    broker.restart()  # {% if cookiecutter.broker == "rabbitmq" %}rabbitmqctl stop: the quorum queues are on disk; then the node starts again from them{% else %}SIGTERM: Redis writes its AOF and exits; then it starts again from that file{% endif %}
 
     wait_completed(ledger, broker, keys)
     cut, _ = ledger.cut_short()
     figures = report(
         ledger.figures(
-            "redis-restart",
+            "{{ cookiecutter.broker }}-restart",
             keys,
-            notes=f"2 workers; {queued_at_restart} queued and {cut} cut short in flight when Redis restarted",
+            notes=f"2 workers; {queued_at_restart} queued and {cut} cut short in flight when {% if cookiecutter.broker == 'rabbitmq' %}RabbitMQ{% else %}Redis{% endif %} restarted",
         )
     )
     assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, TASKS)

@@ -67,7 +67,11 @@ def test_pool_child_killed_mid_task_runs_again_and_applies_its_effect_once(deplo
     victim.wait_for_output("WorkerLostError", timeout=10)
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def test_whole_worker_killed_mid_task_is_redelivered_at_once(deployment, broker, ledger, report):
+{%- else -%}
 def test_whole_worker_killed_mid_task_is_redelivered_after_the_visibility_timeout(deployment, broker, ledger, report):
+{%- endif %}
     deployment.start_workers("worker1", "worker2")
     keys = ["node-death", *(f"node-death-after-{number}" for number in range(20))]
     broker.send(TASK, args=[keys[0]], kwargs={"hold_before": HOLD})
@@ -94,8 +98,14 @@ def test_whole_worker_killed_mid_task_is_redelivered_after_the_visibility_timeou
     assert (figures.lost, figures.duplicated, figures.completed) == (0, 0, len(keys))
     # The killed run ran twice, and so may a message its pool finished but had not acked yet.
     ledger.assert_only_killed_runs_repeated(keys, doomed_pids)
+{%- if cookiecutter.broker == "rabbitmq" %}
+    # RabbitMQ gave the unacked message to the other worker as soon as the dead one's connection closed: sooner than a
+    # Redis broker's visibility timeout (shortened to VISIBILITY_TIMEOUT s here) would have let it.
+    assert waited < VISIBILITY_TIMEOUT - 1
+{%- else %}
     # Redis held the unacked message back until the visibility timeout passed, then redelivered it.
     assert waited >= VISIBILITY_TIMEOUT - 1
+{%- endif %}
 
 
 def test_sigterm_lets_the_running_task_finish_and_nothing_is_redelivered(deployment, broker, ledger, report):

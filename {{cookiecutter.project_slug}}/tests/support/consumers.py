@@ -1,5 +1,33 @@
 """Pause an in-process worker's consumption of one queue, so a test can look at messages waiting in it."""
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+import contextlib
+from collections.abc import Iterator
+
+from config.celery_app import app as celery_app
+from tests.support.waiting import wait_until
+
+
+@contextlib.contextmanager
+def paused(worker, queue: str) -> Iterator[None]:
+    """No message of ``queue`` is taken while the block runs; consumption resumes after it.
+
+    Asked of the worker by a broadcast its own event loop handles (the test thread must not use the worker's AMQP
+    connection). The worker replies at once and cancels on its loop's next turn: once the queue has left its task
+    consumer, RabbitMQ has acknowledged the basic.cancel and delivers that queue to it no more.
+    """
+    replies = celery_app.control.cancel_consumer(queue, destination=[worker.hostname], reply=True, timeout=10)
+    assert replies, f"{worker.hostname} did not answer the cancel of {queue} within 10 s"
+    try:
+        wait_until(
+            lambda: queue not in {consumed.name for consumed in worker.consumer.task_consumer.queues},
+            timeout=10,
+            what=f"{worker.hostname} to stop consuming {queue}",
+        )
+        yield
+    finally:
+        celery_app.control.add_consumer(queue, destination=[worker.hostname], reply=True, timeout=10)
+{%- else -%}
 import contextlib
 import time
 from collections.abc import Iterator
@@ -41,3 +69,4 @@ def paused(worker, queue: str) -> Iterator[None]:
         yield
     finally:
         consumer.add_task_queue(queue)
+{%- endif %}

@@ -18,6 +18,7 @@ from celery.signals import (
     task_success,
 )
 
+from {{ cookiecutter.project_slug }}.taskqueue.deliveries import queue_of
 from tests.support.waiting import wait_until
 
 
@@ -60,10 +61,11 @@ class TaskEvents:
 
     def _published(self, sender=None, headers=None, body=None, routing_key=None, **kwargs):
         args = tuple(body[0]) if isinstance(body, list | tuple) and body else ()
-        self._add(TaskEvent("published", sender, headers["id"], queue=routing_key, args=args))
+        queue = queue_of({"routing_key": routing_key})
+        self._add(TaskEvent("published", sender, headers["id"], queue=queue, args=args))
 
     def _started(self, sender=None, task_id=None, args=None, **kwargs):
-        queue = (sender.request.delivery_info or {}).get("routing_key")
+        queue = queue_of(sender.request.delivery_info)
         self._add(TaskEvent("started", sender.name, task_id, queue=queue, args=tuple(args or ())))
 
     def _retried(self, sender=None, request=None, reason=None, **kwargs):

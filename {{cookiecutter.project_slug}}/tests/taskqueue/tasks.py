@@ -8,11 +8,13 @@ from celery.exceptions import Reject
 from django.conf import settings
 from django.core.cache import cache
 
+from {{ cookiecutter.project_slug }}.taskqueue.deliveries import queue_of
+
 
 def _record(task, marker: str, **extra) -> None:
     cache.set(
         f"delivery:{marker}",
-        {"queue": task.request.delivery_info.get("routing_key"), **extra},
+        {"queue": queue_of(task.request.delivery_info), **extra},
         timeout=60,
     )
 

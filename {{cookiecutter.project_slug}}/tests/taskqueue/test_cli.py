@@ -1,6 +1,6 @@
-"""The `celery` command line works with the project's settings, against a real Redis and a real worker.
+"""The `celery` command line works with the project's settings, against a real broker and a real worker.
 
-The worker is the Procfile's, started as a subprocess on a Redis database of its own, so the
+The worker is the Procfile's, started as a subprocess on a broker of its own (tests/support/own_broker.py), so the
 in-process test workers do not take its messages.
 """
 
@@ -19,13 +19,13 @@ NODE = "cli"
 
 
 @pytest.fixture(scope="module")
-def cli_env(redis_url, django_db_blocker) -> dict[str, str]:
+def cli_env(own_broker, django_db_blocker) -> dict[str, str]:
     with django_db_blocker.unblock():
         database = database_url()
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "REDIS_URL": f"{redis_url.rsplit('/', 1)[0]}/2",
+        **own_broker(2).env,
         "DATABASE_URL": database,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -79,16 +79,16 @@ def test_call_sends_a_task_the_worker_runs(cli_env, worker):
 {%- endif %}
 
 
-def test_purge_empties_the_project_queues(cli_env):
-    # A database no worker consumes: the message stays queued until purged.
-    env = {**cli_env, "REDIS_URL": f"{cli_env['REDIS_URL'].rsplit('/', 1)[0]}/3"}
+def test_purge_empties_the_project_queues(cli_env, own_broker):
+    # A broker no worker consumes: the message stays queued until purged.
+    env = {**cli_env, **own_broker(3).env}
     celery(env, "call", "tests.record_delivery", "--args", '["purged", {}]')
     assert "Purged 1 message" in celery(env, "purge", "--force").stdout
 
 
 def test_report_names_the_broker_transport_and_the_result_backend(cli_env):
     report = celery(cli_env, "report").stdout
-    assert "transport:redis" in report
+    assert "transport:{% if cookiecutter.broker == "rabbitmq" %}amqp{% else %}redis{% endif %}" in report
 {%- if cookiecutter.result_backend == "django-db" %}
     assert "results:{{ cookiecutter.project_slug }}.taskqueue.patches.django_celery_results.DatabaseBackend" in report
 {%- endif %}

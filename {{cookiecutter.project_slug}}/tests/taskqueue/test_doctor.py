@@ -1,4 +1,8 @@
+{% if cookiecutter.broker == "rabbitmq" -%}
+"""manage.py celery_doctor against real RabbitMQ and misconfigured Redis servers, and its connection budget.
+{%- else -%}
 """manage.py celery_doctor against real, misconfigured Redis servers, and its connection budget.
+{%- endif %}
 
 Each Redis case runs the command in a fresh process pointed at a redis-server of that shape, as the
 migrate step runs it. PostgreSQL's own limit (SHOW max_connections) is read against a real server
@@ -12,7 +16,13 @@ import sys
 import time
 
 import pytest
+{%- if cookiecutter.broker == "rabbitmq" %}
+from django.conf import settings
+{%- endif %}
 from django.core.management import CommandError, call_command
+{%- if cookiecutter.broker == "rabbitmq" %}
+from kombu import Connection, Queue
+{%- endif %}
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue import connection_budget, doctor
@@ -21,10 +31,21 @@ from tools.redis_server import MANAGED_ACL_RULES, AclUser, RedisServer, free_por
 
 # PostgreSQL's default max_connections (100) less its superuser_reserved_connections (3).
 POSTGRESQL_DEFAULT_LIMIT = 97
+{%- if cookiecutter.broker == "rabbitmq" %}
+# The subject of the Redis that keeps the task state (RabbitMQ is the broker).
+REDIS = "redis"
+{%- else %}
+# The subject of the broker's Redis.
+REDIS = "broker"
+{%- endif %}
 
 
-def run_doctor(redis_url: str, *args: str) -> subprocess.CompletedProcess:
+def run_doctor(redis_url: str, *args: str{% if cookiecutter.broker == "rabbitmq" %}, broker_url: str = ""{% endif %}) -> subprocess.CompletedProcess:
     clean = {key: value for key, value in os.environ.items() if not key.startswith(("REDIS_", "CELERY_"))}
+{%- if cookiecutter.broker == "rabbitmq" %}
+    # The session's RabbitMQ virtual host unless the test gives another.
+    clean["CELERY_BROKER_URL"] = broker_url or settings.CELERY_BROKER_URL
+{%- endif %}
     return subprocess.run(
         [sys.executable, "manage.py", "celery_doctor", *args],
         cwd=PROJECT_DIR,
@@ -66,7 +87,7 @@ def test_an_evicting_redis_is_an_error(redis_of_shape):
     result = run_doctor(redis_of_shape(config=("--maxmemory-policy", "allkeys-lru")).url)
     assert result.returncode == 1
     (error,) = lines(result, "error")
-    assert "broker: maxmemory-policy is allkeys-lru" in error
+    assert f"{REDIS}: maxmemory-policy is allkeys-lru" in error
     assert "Fix: set maxmemory-policy noeviction" in error
 
 
@@ -77,12 +98,12 @@ def test_a_redis_without_persistence_is_an_error(redis_of_shape):
     assert "persistence is off" in error
 
 
-def test_an_acl_user_without_scripting_is_an_error_for_the_broker_and_the_cache(redis_of_shape):
+def test_an_acl_user_without_scripting_is_an_error_for_each_redis_role(redis_of_shape):
     server = redis_of_shape(acl_user=AclUser(rules=(*MANAGED_ACL_RULES, "-@scripting")))
     result = run_doctor(server.url)
     assert result.returncode == 1
     errors = lines(result, "error")
-    assert {error.split(":")[0] for error in errors} == {"error   broker", "error   cache"}
+    assert {error.split(":")[0] for error in errors} == {f"error   {REDIS}", "error   cache"}
     assert all("may not run EVAL" in error and "EVALSHA" in error for error in errors)
     # The managed shape refuses INFO: the eviction policy cannot be seen, which is a warning, not a pass.
     assert any("refuses INFO" in warning for warning in lines(result, "warning"))
@@ -94,9 +115,13 @@ def test_a_managed_acl_user_passes_with_a_warning_about_what_it_cannot_see(redis
     assert any("refuses INFO" in warning for warning in lines(result, "warning"))
 
 
-def test_an_unreachable_broker_is_an_error_within_seconds():
+def test_an_unreachable_broker_is_an_error_within_seconds({% if cookiecutter.broker == "rabbitmq" %}redis_url{% endif %}):
     started = time.monotonic()
+{%- if cookiecutter.broker == "rabbitmq" %}
+    result = run_doctor(redis_url, broker_url=f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+{%- else %}
     result = run_doctor(f"redis://127.0.0.1:{free_port()}/0")
+{%- endif %}
     took = time.monotonic() - started
     assert result.returncode == 1
     assert any("cannot reach the broker" in error for error in lines(result, "error"))
@@ -158,7 +183,12 @@ def test_errors_make_the_command_fail(monkeypatch):
 def test_the_migrate_step_runs_the_doctor_before_migrating():
     steps = [line for line in (PROJECT_DIR / "compose/migrate").read_text().splitlines() if "manage.py" in line]
     assert "celery_doctor" in steps[0], steps
+{%- if cookiecutter.broker == "rabbitmq" %}
+    assert "declare_queues" in steps[1], steps
+    assert "migrate" in steps[2], steps
+{%- else %}
     assert "migrate" in steps[1], steps
+{%- endif %}
 
 
 def test_probes_that_open_their_own_broker_connection_are_an_error(tmp_path):
@@ -170,3 +200,46 @@ def test_probes_that_open_their_own_broker_connection_are_an_error(tmp_path):
     assert finding.level == doctor.ERROR
     assert "worker-io in docker-compose.yml" in finding.text
     assert doctor.probe_findings(PROJECT_DIR)[0].level == doctor.OK
+{%- if cookiecutter.broker == "rabbitmq" %}
+
+
+@pytest.fixture
+def fresh_vhost(rabbitmq_node):
+    """An empty virtual host on the session's node (not with TEST_RABBITMQ_URL: vhosts are the node's to make)."""
+    if rabbitmq_node is None:
+        pytest.skip("needs the RabbitMQ node the tests start (TEST_RABBITMQ_URL is set)")
+    name = f"doctor-{time.monotonic_ns()}"
+    url = rabbitmq_node.add_vhost(name)
+    yield url
+    rabbitmq_node.delete_vhost(name)
+
+
+def test_on_rabbitmq_the_doctor_declares_the_quorum_queues_and_names_the_server(fresh_vhost, redis_url):
+    result = run_doctor(redis_url, broker_url=fresh_vhost)
+    assert result.returncode == 0, result.stdout + result.stderr
+    checked = " ".join(lines(result, "ok"))
+    assert "(RabbitMQ 3." in checked
+    assert "3 task queues and the dead-letter queue are quorum queues with delivery limit 10" in checked
+    with Connection(fresh_vhost) as connection, connection.channel() as channel:
+        for name in ("default", "io", "cpu", "dead-letters"):
+            channel.queue_declare(queue=name, passive=True)  # raises NotFound unless the doctor declared it
+
+
+def test_a_queue_declared_otherwise_is_an_error_that_names_it(fresh_vhost, redis_url):
+    with Connection(fresh_vhost) as connection, connection.channel() as channel:
+        Queue("io", durable=True).bind(channel).declare()  # a classic queue, as a Redis-era configuration left it
+    result = run_doctor(redis_url, broker_url=fresh_vhost)
+    assert result.returncode == 1
+    (error,) = lines(result, "error")
+    assert "broker: queue 'io' exists with other arguments" in error
+    assert "PRECONDITION_FAILED" in error
+
+
+def test_an_unreachable_state_redis_is_an_error_within_seconds():
+    started = time.monotonic()
+    result = run_doctor(f"redis://127.0.0.1:{free_port()}/0")
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert any("cannot reach the state Redis" in error for error in lines(result, "error"))
+    assert took < 30, f"the doctor took {took:.0f} s to report a missing Redis"
+{%- endif %}

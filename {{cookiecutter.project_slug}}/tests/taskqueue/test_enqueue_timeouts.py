@@ -1,5 +1,5 @@
-"""Enqueueing never hangs a request: with Redis down, or up but not answering, a view that enqueues answers
-503 with the reason within 5 s."""
+"""Enqueueing never hangs a request: with the broker ({% if cookiecutter.broker == "rabbitmq" %}RabbitMQ{% else %}Redis{% endif %}) down, or up but not answering, a view that enqueues
+answers 503 with the reason within 5 s."""
 
 import selectors
 import socket
@@ -82,6 +82,26 @@ def silent_redis():
     server.close()
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def request_enqueue(broker_url: str, redis_url: str) -> dict:
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "CELERY_BROKER_URL": broker_url,
+        "REDIS_URL": redis_url,
+        "KOMBU_LOG_CONNECTION": "1",
+    }
+    answer, log = run_python(REQUEST, env, timeout=60)
+    return {**answer, "log": log}
+
+
+@pytest.mark.parametrize("shape", ["refused", "silent"])
+def test_a_view_that_enqueues_while_rabbitmq_is_unavailable_answers_503_within_5_seconds(
+    shape, silent_redis, redis_url
+):
+    # The silent server speaks no AMQP either: a RabbitMQ behind a dead network path.
+    port = 1 if shape == "refused" else silent_redis.port
+    answer = request_enqueue(f"amqp://guest:guest@127.0.0.1:{port}//", redis_url)
+{%- else -%}
 def request_enqueue(redis_url: str) -> dict:
     env = {"DJANGO_SETTINGS_MODULE": "config.settings.test", "REDIS_URL": redis_url, "KOMBU_LOG_CONNECTION": "1"}
     answer, log = run_python(REQUEST, env, timeout=60)
@@ -92,6 +112,7 @@ def request_enqueue(redis_url: str) -> dict:
 def test_a_view_that_enqueues_while_redis_is_unavailable_answers_503_within_5_seconds(shape, silent_redis):
     url = "redis://127.0.0.1:1/0" if shape == "refused" else f"redis://127.0.0.1:{silent_redis.port}/0"
     answer = request_enqueue(url)
+{%- endif %}
     report = (
         f"answered {answer['status']} in {answer['seconds']:.2f} s; connections to the silent server: "
         f"{silent_redis.timeline(answer['started']) or 'none'}; body: {answer['body']!r}; log: {answer['log']}"

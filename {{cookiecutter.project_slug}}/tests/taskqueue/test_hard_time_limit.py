@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis
 
 from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
@@ -38,19 +37,16 @@ call_command("replay_failed_tasks", sys.argv[1])
 
 
 @pytest.fixture
-def worker_env(redis_url):
-    url = f"{redis_url.rsplit('/', 1)[0]}/5"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
+def worker_env(own_broker):
+    broker = own_broker(5)
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "REDIS_URL": url,
+        **broker.env,
         "DATABASE_URL": database_url(),
         "CELERY_WORKER_INCLUDE": "tests.taskqueue.shutdown_tasks",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    yield url, client, env
-    client.flushdb()
+    return broker.url, broker.client, env
 
 
 def test_a_hard_time_limit_kill_after_a_retry_is_a_dead_letter_with_the_real_request(worker_env):

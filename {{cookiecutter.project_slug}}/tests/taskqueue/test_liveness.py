@@ -1,7 +1,12 @@
 """Worker and beat liveness: the heartbeat files the health checks read, and the watchdog that ends a stuck loop.
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+Real worker processes, started by the compose start script their container runs, each on a RabbitMQ virtual host (or
+node) and a redis-server of its own; beat against the test database.
+{%- else -%}
 Real worker processes, started by the compose start script their container runs, each on a Redis
-database (or a redis-server) of its own; beat against the test database. The watchdog's bound is cut to a
+database (or a redis-server) of its own; beat against the test database.
+{%- endif %} The watchdog's bound is cut to a
 few seconds here (WORKER_STUCK_AFTER, BEAT_STUCK_AFTER); a loop is held by a broadcast command that
 sleeps in it (tests/taskqueue/hang_control.py) or, for beat, by a lock on the database it reads every tick.
 """
@@ -26,6 +31,9 @@ from tests.support.database import database_url
 from tests.support.waiting import wait_until
 from tests.taskqueue.shutdown_tasks import fetch_counted, sleep_counted
 from tools.procfile import PROJECT_DIR, StartScript
+{%- if cookiecutter.broker == "rabbitmq" %}
+from tools.rabbitmq_server import RabbitMQServer
+{%- endif %}
 from tools.redis_server import RedisServer
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,8 +52,26 @@ def own_redis():
     server.stop(remove_data=True)
 
 
+{%- if cookiecutter.broker == "rabbitmq" %}
+
+
 @pytest.fixture
-def start(own_redis, tmp_path):
+def broker_url(own_broker):
+    """The workers' broker: a virtual host of their own on the session's node (own_rabbitmq replaces it)."""
+    return own_broker(6).url
+
+
+@pytest.fixture
+def own_rabbitmq():
+    """A RabbitMQ node of the test's own, to stop and start: the workers' broker, instead of the virtual host."""
+    node = RabbitMQServer().start()
+    yield node
+    node.stop(remove_data=True)
+{%- endif %}
+
+
+@pytest.fixture
+def start(own_redis, tmp_path{% if cookiecutter.broker == "rabbitmq" %}, broker_url{% endif %}):
     started = []
 
     def _start(script: str, **env: str) -> StartScript:
@@ -54,6 +80,9 @@ def start(own_redis, tmp_path):
             {
                 "DJANGO_SETTINGS_MODULE": "config.settings.test",
                 "REDIS_URL": own_redis.url,
+{%- if cookiecutter.broker == "rabbitmq" %}
+                "CELERY_BROKER_URL": broker_url,
+{%- endif %}
                 "DATABASE_URL": database_url(),
                 "WORKER_HEARTBEAT_DIR": str(tmp_path),
                 "BEAT_HEARTBEAT_FILE": str(tmp_path / "celerybeat-heartbeat"),
@@ -168,7 +197,13 @@ def test_each_probe_costs_a_few_milliseconds_of_cpu(tmp_path, command, heartbeat
 @pytest.mark.parametrize("script", ["compose/start-worker", "compose/start-worker-io"])
 def test_a_worker_whose_loop_is_stuck_exits_for_its_restart_policy(start, redis_url, script):
     node = NODES[script]
-    worker = start(script, WORKER_STUCK_AFTER=str(STUCK_AFTER), REDIS_URL=redis_url)
+    # On the session's broker: the broadcast that holds its loop is sent through the app's.
+{%- if cookiecutter.broker == "rabbitmq" %}
+    session_broker = {"REDIS_URL": redis_url, "CELERY_BROKER_URL": celery_app.conf.broker_url}
+{%- else %}
+    session_broker = {"REDIS_URL": redis_url}
+{%- endif %}
+    worker = start(script, WORKER_STUCK_AFTER=str(STUCK_AFTER), **session_broker)
     worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
     children = [int(pid) for pid in subprocess.run(
         ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True
@@ -185,6 +220,17 @@ def test_a_worker_whose_loop_is_stuck_exits_for_its_restart_policy(start, redis_
         wait_until(partial(gone, child), timeout=10, what=f"child {child} gone")
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def test_a_broker_outage_longer_than_the_bound_does_not_end_the_worker(start, own_rabbitmq, tmp_path):
+    worker = start("compose/start-worker-io", WORKER_STUCK_AFTER=str(STUCK_AFTER), CELERY_BROKER_URL=own_rabbitmq.url)
+    worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
+    heartbeat = tmp_path / worker_heartbeat_file(f"io@{socket.gethostname()}").name
+    own_rabbitmq.stop(keep=True)
+    worker.wait_for_output("Cannot connect to amqp", timeout=60)
+    wait_until(lambda: time.time() - mtime(heartbeat) > STUCK_AFTER + 3, timeout=60, what="an outage past the bound")
+    assert worker.process.poll() is None, worker.output()[-3000:]
+    own_rabbitmq.start()
+{%- else -%}
 def test_a_broker_outage_longer_than_the_bound_does_not_end_the_worker(start, own_redis, tmp_path):
     worker = start("compose/start-worker-io", WORKER_STUCK_AFTER=str(STUCK_AFTER))
     worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
@@ -194,6 +240,7 @@ def test_a_broker_outage_longer_than_the_bound_does_not_end_the_worker(start, ow
     wait_until(lambda: time.time() - mtime(heartbeat) > STUCK_AFTER + 3, timeout=60, what="an outage past the bound")
     assert worker.process.poll() is None, worker.output()[-3000:]
     own_redis.start()
+{%- endif %}
     restarted = time.time()
     wait_until(lambda: mtime(heartbeat) >= restarted, timeout=60, what="the heartbeat after the broker came back")
     assert worker.process.poll() is None
@@ -203,7 +250,13 @@ def test_a_broker_outage_longer_than_the_bound_does_not_end_the_worker(start, ow
 @pytest.mark.parametrize(
     ("script", "task"), [("compose/start-worker", sleep_counted), ("compose/start-worker-io", fetch_counted)]
 )
+{% if cookiecutter.broker == "rabbitmq" -%}
+def test_a_shutdown_that_holds_the_loop_past_the_bound_does_not_end_the_worker(
+    start, own_redis, script, task, broker_url
+):
+{%- else -%}
 def test_a_shutdown_that_holds_the_loop_past_the_bound_does_not_end_the_worker(start, own_redis, script, task):
+{%- endif %}
     # The default worker's warm shutdown waits for its running task; the io worker's SIGTERM is a soft shutdown,
     # which waits its window (CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT) inside Celery's signal handler, in the loop.
     worker = start(
@@ -213,7 +266,7 @@ def test_a_shutdown_that_holds_the_loop_past_the_bound_does_not_end_the_worker(s
         CELERY_WORKER_INCLUDE="tests.taskqueue.hang_control,tests.taskqueue.shutdown_tasks",
     )
     worker.wait_for_output(" ready.", timeout=STARTUP_TIMEOUT)
-    with celery_app.connection_for_write(own_redis.url) as broker:
+    with celery_app.connection_for_write({% if cookiecutter.broker == "rabbitmq" %}broker_url{% else %}own_redis.url{% endif %}) as broker:
         task.apply_async(("shutdown", STUCK_AFTER * 2), connection=broker)
     client = redis.Redis.from_url(own_redis.url)
     wait_until(lambda: client.get("shutdown:shutdown:started"), timeout=30, what="the task to start")
@@ -224,7 +277,7 @@ def test_a_shutdown_that_holds_the_loop_past_the_bound_does_not_end_the_worker(s
     assert client.get("shutdown:shutdown:finished") == b"1"
 
 
-def test_a_broker_outage_longer_than_the_bound_does_not_end_beat(start, own_redis, tmp_path):
+def test_a_{% if cookiecutter.broker == "rabbitmq" %}redis{% else %}broker{% endif %}_outage_longer_than_the_bound_does_not_end_beat(start, own_redis, tmp_path):
     beat = start("compose/start-beat", BEAT_STUCK_AFTER=str(STUCK_AFTER))
     heartbeat = tmp_path / "celerybeat-heartbeat"
     wait_until(lambda: mtime(heartbeat), timeout=STARTUP_TIMEOUT, what=f"beat's heartbeat {heartbeat}")

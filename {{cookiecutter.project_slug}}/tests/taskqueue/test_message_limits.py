@@ -1,8 +1,15 @@
+{% if cookiecutter.broker == "rabbitmq" -%}
+"""Every way of sending a task refuses a message over the project's limits before it reaches RabbitMQ.
+
+Size: TASK_MAX_MESSAGE_BYTES. Delay: TASK_MAX_COUNTDOWN (a longer wait is a periodic task's job).
+"""
+{%- else -%}
 """Every way of sending a task refuses a message over the project's limits before it reaches Redis.
 
 Size: TASK_MAX_MESSAGE_BYTES. Delay: TASK_MAX_COUNTDOWN, below the visibility timeout;
 tests/reliability/test_eta_trap.py shows a longer one running twice.
 """
+{%- endif %}
 
 import uuid
 from datetime import timedelta

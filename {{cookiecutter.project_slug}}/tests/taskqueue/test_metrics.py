@@ -1,4 +1,4 @@
-"""/metrics with real workers and Redis: the numbers move as tasks are queued, run, fail and retry."""
+"""/metrics with real workers and {% if cookiecutter.broker == "rabbitmq" %}RabbitMQ{% else %}Redis{% endif %}: the numbers move as tasks are queued, run, fail and retry."""
 
 import threading
 import time
@@ -47,6 +47,19 @@ def value(samples: dict, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0)
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def test_queue_length_follows_the_queue(client, celery_workers):
+    with paused(celery_workers["cpu"], "cpu"):  # nothing consumes the cpu queue for a while
+        for marker in ("one", "two", "three"):
+            build_delivery.delay(marker)
+        queued = wait_until(
+            lambda: (s := scrape(client)) and value(s, "celery_queue_length", queue="cpu") == 3 and s,
+            timeout=10,
+            what="RabbitMQ to count the three messages",
+        )
+        # RabbitMQ keeps no publish time a reader can see: the age is not reported, rather than reported wrong.
+        assert ("celery_queue_oldest_message_age_seconds", (("queue", "cpu"),)) not in queued
+{%- else -%}
 def test_queue_length_and_oldest_age_follow_the_queue(client, celery_workers):
     with paused(celery_workers["cpu"], "cpu"):  # nothing consumes the cpu queue for a while
         for marker in ("one", "two", "three"):
@@ -57,6 +70,7 @@ def test_queue_length_and_oldest_age_follow_the_queue(client, celery_workers):
         assert 0 <= first_age < 5
         time.sleep(1.1)
         assert value(scrape(client), "celery_queue_oldest_message_age_seconds", queue="cpu") >= first_age + 1
+{%- endif %}
     # One scrape reads the queues before the counters: the third task can be taken and counted in between, so
     # the empty queue is waited for too.
     ran = wait_until(

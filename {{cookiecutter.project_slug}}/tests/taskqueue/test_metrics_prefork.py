@@ -1,7 +1,7 @@
 """Task metrics from the Procfile's prefork worker, a subprocess: counted once per task, whatever child ran it.
 
-The worker runs on a Redis database of its own, so the in-process test workers do not take its messages;
-/metrics is pointed at that database for the test.
+The worker runs on a broker of its own (tests/support/own_broker.py), so the in-process test workers do not take its
+messages; /metrics is pointed at its Redis database for the test.
 """
 
 import os
@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.project_slug }}.taskqueue import metrics
@@ -32,21 +31,18 @@ for _ in range(5):
 
 
 @pytest.fixture
-def worker_redis(redis_url, monkeypatch):
-    url = f"{redis_url.rsplit('/', 1)[0]}/3"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    monkeypatch.setattr(metrics, "redis", lambda: client)
-    yield url
-    client.flushdb()
+def worker_broker(own_broker, monkeypatch):
+    broker = own_broker(3)
+    monkeypatch.setattr(metrics, "redis", lambda: broker.client)
+    return broker
 
 
 @pytest.fixture
-def prefork_env(worker_redis):
+def prefork_env(worker_broker):
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "REDIS_URL": worker_redis,
+        **worker_broker.env,
         "DATABASE_URL": database_url(),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }

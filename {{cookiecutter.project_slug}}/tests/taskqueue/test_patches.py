@@ -7,11 +7,14 @@ import pkgutil
 import re
 import threading
 import tomllib
+{%- if cookiecutter.broker == "redis" %}
 from types import SimpleNamespace
 
 from kombu import Consumer
 
 from config.celery_app import app as celery_app
+{%- else %}
+{% endif %}
 from {{ cookiecutter.project_slug }}.taskqueue import patches
 from {{ cookiecutter.project_slug }}.taskqueue.patches import report
 from {{ cookiecutter.project_slug }}.taskqueue.patches.celery_worker import ThreadsTaskPool
@@ -27,7 +30,7 @@ def test_every_installed_patched_package_is_the_minor_version_the_patches_were_t
 
 def test_pyproject_caps_every_patched_package_below_its_next_minor_version():
     dependencies = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["project"]["dependencies"]
-    patched = {"celery", "kombu", "django-celery-beat"}
+    patched = {"celery", "django-celery-beat"{% if cookiecutter.broker == "redis" %}, "kombu"{% endif %}}
     if "django_celery_results" in PATCH_MODULES:  # only with the django-db result backend
         patched.add("django-celery-results")
     for package in sorted(patched):
@@ -47,6 +50,16 @@ def test_each_patch_module_names_its_upstream_versions_issue_and_how_to_remove_i
         assert "To remove it" in doc, name
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def test_a_worker_says_at_start_how_each_of_its_queues_is_declared(celery_workers, caplog):
+    caplog.set_level(logging.INFO, logger=report.logger.name)
+    report.report_worker_protections(sender=celery_workers["io"].consumer)
+    lines = [record.message for record in caplog.records if record.name == report.logger.name]
+    (queue_line,) = [line for line in lines if line.startswith("Queue io:")]
+    assert "'x-queue-type': 'quorum'" in queue_line
+    assert "'x-delivery-limit': 10" in queue_line
+    assert "'x-dead-letter-strategy': 'at-least-once'" in queue_line
+{%- else -%}
 def test_a_worker_says_at_start_that_its_queue_gets_the_atomic_claim(celery_workers, caplog):
     caplog.set_level(logging.INFO, logger=report.logger.name)
     report.report_worker_protections(sender=celery_workers["io"].consumer)
@@ -75,12 +88,13 @@ def test_a_worker_consuming_several_queues_says_so_loudly(caplog):
 def test_a_worker_on_another_transport_says_no_protection_applies(caplog):
     report.report_worker_protections(sender=SimpleNamespace(task_consumer=SimpleNamespace(channel=object())))
     assert "none of its protections apply" in caplog.text
+{%- endif %}
 
 
 def test_an_untested_version_is_a_warning_at_start(monkeypatch, caplog):
-    monkeypatch.setitem(patches.TESTED_MINOR_VERSIONS, "kombu", "4.6")
+    monkeypatch.setitem(patches.TESTED_MINOR_VERSIONS, "celery", "4.4")
     report.warn_about_untested_versions()
-    assert re.search(r"kombu \S+ is installed, but the project's patches of it were tested with 4\.6\.x", caplog.text)
+    assert re.search(r"celery \S+ is installed, but the project's patches of it were tested with 4\.4\.x", caplog.text)
 
 
 def test_a_threads_pool_thread_that_finished_its_task_is_not_counted_as_hung():

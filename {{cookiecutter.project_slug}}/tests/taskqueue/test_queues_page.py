@@ -1,4 +1,4 @@
-"""The admin's "Task queues" page and the DEBUG start page, through Django's test client and a real Redis."""
+"""The admin's "Task queues" page and the DEBUG start page, through Django's test client and a real {% if cookiecutter.broker == "rabbitmq" %}RabbitMQ{% else %}Redis{% endif %}."""
 
 import importlib
 
@@ -6,9 +6,16 @@ import pytest
 from django.urls import clear_url_caches
 
 import config.urls
+{%- if cookiecutter.broker == "rabbitmq" %}
+from config.celery_app import app as celery_app
+{%- else %}
 from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
+{%- endif %}
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
 from tests.support.consumers import paused
+{%- if cookiecutter.broker == "rabbitmq" %}
+from tests.support.waiting import wait_until
+{%- endif %}
 from tests.taskqueue.tasks import fetch_delivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -20,13 +27,30 @@ def test_the_page_is_for_staff_only(client):
     assert "/admin/login/" in response["Location"]
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def ready_messages(name: str) -> int:
+    """RabbitMQ's own count of the messages ready in a queue."""
+    with celery_app.connection_for_read() as connection, connection.channel() as channel:
+        return channel.queue_declare(queue=name, passive=True).message_count
+
+
+def test_the_page_shows_each_queue_as_rabbitmq_holds_it(admin_client, celery_workers):
+{%- else -%}
 def test_the_page_shows_each_queue_as_redis_holds_it(admin_client, celery_workers):
+{%- endif %}
     failed = FailedTask.objects.create(task_id="x1", task_name="tests.always_fail", exception="ValueError")
     with paused(celery_workers["io"], "io"):
         for marker in ("a", "b"):
             fetch_delivery.delay(marker)
+{%- if cookiecutter.broker == "rabbitmq" %}
+        # A quorum queue's count follows a confirmed publish within moments (its Raft log is applied first).
+        wait_until(lambda: ready_messages("io") == 2, timeout=10, what=lambda: f"2 in io, not {ready_messages('io')}")
+        response = admin_client.get("/admin/queues/")
+        depths = {name: ready_messages(name) for name in ("default", "io", "cpu")}
+{%- else %}
         response = admin_client.get("/admin/queues/")
         depths = {name: broker_redis.client().llen(name) for name in ("default", "io", "cpu")}
+{%- endif %}
     page = response.content.decode()
     assert response.status_code == 200
     assert depths["io"] == 2

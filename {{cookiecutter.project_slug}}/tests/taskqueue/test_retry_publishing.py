@@ -1,13 +1,21 @@
 """A retry that cannot be published, or a message rejected without requeue, is kept or becomes a dead letter.
 
 Celery acks the original message when a retry's publish fails (taskqueue/retries.py). Here, on the session's
+{% if cookiecutter.broker == "rabbitmq" -%}
+real workers and RabbitMQ: a retry the project's sender refuses (a countdown past TASK_MAX_COUNTDOWN) becomes a dead
+letter with the reason; and how each cause is told apart. A RabbitMQ that stalls during a retry, on real worker
+processes, is the delivery contracts' rabbitmq-stall-retry fault (tests/contracts/).
+{%- else -%}
 real workers and Redis: a retry the project's sender refuses (a countdown past TASK_MAX_COUNTDOWN) becomes a dead
 letter with the reason; and how each cause is told apart. A Redis that stalls during a retry, on real worker
 processes, is in tests/reliability/test_redis_stall.py.
+{%- endif %}
 """
 
 import pytest
+{%- if cookiecutter.broker == "redis" %}
 import redis
+{%- endif %}
 from celery.exceptions import Reject
 
 from config.celery_app import app as celery_app
@@ -21,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_retry_past_task_max_countdown_becomes_a_dead_letter_with_its_reason(
-    celery_workers, redis_url, admin_client
+    celery_workers, session_broker, admin_client
 ):
     result = retry_too_far_ahead.delay("too-late")
     failed = wait_until(
@@ -31,10 +39,9 @@ def test_a_retry_past_task_max_countdown_becomes_a_dead_letter_with_its_reason(
     assert "its retry could not be published: CountdownTooLongError" in failed.message
     assert "TASK_MAX_COUNTDOWN" in failed.message
     assert (failed.args, failed.queue) == (["too-late"], "default")
-    # The original message was acked: nothing of it is left in Redis to be delivered again.
-    client = redis.Redis.from_url(redis_url)
-    wait_until(lambda: client.hlen("unacked") == 0, timeout=10, what="no unacked message")
-    assert client.llen("default") == 0
+    # The original message was acked: nothing of it is left in the broker to be delivered again.
+    assert session_broker.settles_at(session_broker.unacked, 0) == 0
+    assert session_broker.ready("default") == 0
 
     counted = wait_until(
         lambda: metrics.task_counts_and_runtimes()[0][metrics.RETRY_UNPUBLISHED],
@@ -53,8 +60,13 @@ def test_a_retry_past_task_max_countdown_becomes_a_dead_letter_with_its_reason(
 @pytest.mark.parametrize(
     ("cause", "requeue"),
     [
+{%- if cookiecutter.broker == "rabbitmq" %}
+        (TimeoutError("timed out"), True),  # a stall
+        (ConnectionRefusedError(111, "Connection refused"), True),  # a restart
+{%- else %}
         (redis.exceptions.TimeoutError("Timeout reading from socket"), True),  # a stall
         (redis.exceptions.ConnectionError("Connection refused"), True),  # a restart
+{%- endif %}
         (CountdownTooLongError("would wait 1860 s"), False),
         (TypeError("Object of type set is not JSON serializable"), False),
     ],
@@ -77,7 +89,7 @@ def test_a_broker_that_did_not_answer_keeps_the_message_and_a_refused_retry_is_a
         assert dead_letter.args == ["marker", {}]
 
 
-def test_a_message_rejected_without_requeue_becomes_a_dead_letter_with_its_queue(celery_workers, redis_url):
+def test_a_message_rejected_without_requeue_becomes_a_dead_letter_with_its_queue(celery_workers, session_broker):
     result = reject_without_requeue.delay("order 7")
     failed = wait_until(
         lambda: FailedTask.objects.filter(task_id=result.id).first(),
@@ -89,5 +101,4 @@ def test_a_message_rejected_without_requeue_becomes_a_dead_letter_with_its_queue
         "rejected without requeue: order 7 cannot be processed",
     )
     assert (failed.args, failed.queue) == (["order 7"], "default")
-    client = redis.Redis.from_url(redis_url)
-    wait_until(lambda: client.hlen("unacked") == 0, timeout=10, what="no unacked message")
+    assert session_broker.settles_at(session_broker.unacked, 0) == 0

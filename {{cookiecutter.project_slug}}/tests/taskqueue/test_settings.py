@@ -50,9 +50,21 @@ def test_time_limits_are_set_and_soft_comes_first():
     assert soft < hard
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def test_the_consumer_timeout_exceeds_the_hard_limit():
+    assert celery_app.conf.task_time_limit < settings.RABBITMQ_CONSUMER_TIMEOUT
+
+
+def test_publishes_are_confirmed_and_task_queues_are_quorum_queues_with_a_delivery_limit():
+    assert celery_app.conf.broker_transport_options == {"confirm_publish": True}
+    for queue in celery_app.conf.task_queues:
+        assert queue.queue_arguments["x-queue-type"] == "quorum", queue
+        assert queue.queue_arguments["x-delivery-limit"] == settings.TASK_DELIVERY_LIMIT, queue
+{%- else -%}
 def test_visibility_timeout_exceeds_hard_limit_plus_max_countdown():
     visibility = celery_app.conf.broker_transport_options["visibility_timeout"]
     assert visibility > celery_app.conf.task_time_limit + settings.TASK_MAX_COUNTDOWN
+{%- endif %}
 
 
 def test_results_expire():

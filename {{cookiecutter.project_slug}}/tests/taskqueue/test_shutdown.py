@@ -4,8 +4,8 @@ The prefork workers (default, cpu) shut down warm: the running task finishes, th
 worker (threads, which no time limit can stop) runs a soft shutdown instead (REMAP_SIGTERM in
 compose/start-worker-io): a task that ends within CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT finishes; one still
 running then goes back to its queue and runs on the next worker, and a hung one does not hold the exit.
-Each worker has a Redis database of its own, so the in-process test workers take none of its messages;
-the tasks count their starts and ends there (tests/taskqueue/shutdown_tasks.py).
+Each worker has a broker of its own (tests/support/own_broker.py), so the in-process test workers take none of its
+messages; the tasks count their starts and ends in its Redis database (tests/taskqueue/shutdown_tasks.py).
 """
 
 import os
@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from config.celery_app import app as celery_app
 from tests.support.database import database_url
@@ -33,20 +32,15 @@ STARTUP_TIMEOUT = 90
 
 
 @pytest.fixture
-def worker_redis(redis_url):
-    url = f"{redis_url.rsplit('/', 1)[0]}/4"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url, client
-    client.flushdb()
+def broker(own_broker):
+    return own_broker(4)
 
 
 @pytest.fixture
-def start_worker(worker_redis):
-    url, _ = worker_redis
+def start_worker(broker):
     env = {
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "REDIS_URL": url,
+        **broker.env,
         "DATABASE_URL": database_url(),
         "CELERY_WORKER_INCLUDE": "tests.taskqueue.shutdown_tasks",
         "CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT": str(SOFT_SHUTDOWN_TIMEOUT),
@@ -89,15 +83,11 @@ def terminate(worker: StartScript, timeout: float) -> float:
     return time.monotonic() - sent
 
 
-def queued(client) -> int:
-    return sum(client.llen(queue) for queue in ("default", "io", "cpu")) + client.hlen("unacked")
-
-
 @pytest.mark.parametrize(
     ("script", "queue"), [("compose/start-worker", "default"), ("compose/start-worker-cpu", "cpu")]
 )
-def test_sigterm_lets_a_prefork_workers_running_task_finish(start_worker, worker_redis, script, queue):
-    url, client = worker_redis
+def test_sigterm_lets_a_prefork_workers_running_task_finish(start_worker, broker, script, queue):
+    url, client = broker.url, broker.client
     worker = start_worker(script)
     # Longer than the soft window: a warm shutdown waits for the task, it does not cut it off.
     send(sleep_counted, "prefork", SOFT_SHUTDOWN_TIMEOUT + 1, broker_url=url, queue=queue)
@@ -105,13 +95,13 @@ def test_sigterm_lets_a_prefork_workers_running_task_finish(start_worker, worker
     terminate(worker, timeout=60)
     assert count(client, "prefork", "finished") == 1
     assert count(client, "prefork", "started") == 1
-    assert queued(client) == 0, "the finished task was left in the queue and would run again"
+    assert broker.settles_at(broker.held, 0) == 0, "the finished task was left in the queue and would run again"
 
 
 def test_sigterm_on_the_io_worker_finishes_a_short_task_and_requeues_a_hung_one_without_waiting_for_it(
-    start_worker, worker_redis
+    start_worker, broker
 ):
-    url, client = worker_redis
+    url, client = broker.url, broker.client
     worker = start_worker("compose/start-worker-io")
     send(fetch_hanging_once, "hung", broker_url=url)
     send(fetch_counted, "short", 0.5, broker_url=url)
@@ -127,21 +117,36 @@ def test_sigterm_on_the_io_worker_finishes_a_short_task_and_requeues_a_hung_one_
     # The short task finished within the window and was acked; the hung one's message is back in its queue.
     assert (count(client, "short", "started"), count(client, "short", "finished")) == (1, 1)
     assert count(client, "hung", "finished") == 0
-    assert client.llen("io") == 1
-    assert client.hlen("unacked") == 0
+    assert broker.settles_at(lambda: broker.ready("io"), 1) == 1
+    assert broker.settles_at(broker.unacked, 0) == 0
     start_worker("compose/start-worker-io")
     wait_until(lambda: count(client, "hung", "finished"), timeout=30, what="the requeued task to run")
     assert count(client, "hung", "started") == 2
     assert count(client, "short", "started") == 1
 
 
-def test_an_idle_io_worker_exits_at_once_and_returns_the_countdown_message_it_holds(start_worker, worker_redis):
+{% if cookiecutter.broker == "rabbitmq" -%}
+def test_a_countdown_waits_in_rabbitmq_not_in_the_idle_io_worker_which_exits_at_once(start_worker, broker):
+    # Native delayed delivery: the message waits in RabbitMQ's delay queues until due; no worker holds it, so a
+    # deploy during a countdown neither waits for it nor has anything to give back.
+    url, client = broker.url, broker.client
+    worker = start_worker("compose/start-worker-io")
+    send(fetch_counted, "later", 0, broker_url=url, countdown=30)
+    terminate(worker, timeout=SOFT_SHUTDOWN_TIMEOUT + EXIT_MARGIN)
+    assert "Initiating Soft Shutdown" not in worker.output()
+    assert "Task tests.fetch_counted" not in worker.output(), "the worker took the message before it was due"
+    assert broker.settles_at(broker.held, 1) == 1, f"the countdown's message is not in RabbitMQ: {broker.counts()}"
+    assert broker.ready("io") == 0
+    assert count(client, "later", "started") == 0
+{%- else -%}
+def test_an_idle_io_worker_exits_at_once_and_returns_the_countdown_message_it_holds(start_worker, broker):
     # CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE is off: no task runs, so there is no window to wait out.
-    url, client = worker_redis
+    url, client = broker.url, broker.client
     worker = start_worker("compose/start-worker-io")
     send(fetch_counted, "later", 0, broker_url=url, countdown=30)
     worker.wait_for_output("Task tests.fetch_counted", timeout=30)
     terminate(worker, timeout=SOFT_SHUTDOWN_TIMEOUT + EXIT_MARGIN)
     assert "Initiating Soft Shutdown" not in worker.output()
-    assert client.llen("io") == 1, "the message held for its countdown was not returned to the queue"
+    assert broker.ready("io") == 1, "the message held for its countdown was not returned to the queue"
     assert count(client, "later", "started") == 0
+{%- endif %}

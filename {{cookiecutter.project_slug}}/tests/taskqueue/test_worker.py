@@ -32,7 +32,7 @@ def wait_for_cache(key: str):
 def test_each_task_runs_on_the_worker_of_the_queue_its_name_routes_it_to(celery_workers, send, queue):
     marker = uuid.uuid4().hex
     send(marker)
-    # Each in-process worker consumes its queue only (test_broker_transport.py checks it).
+    # Each in-process worker consumes its queue only, so the queue it ran from is the one it was routed to.
     assert wait_for_cache(f"delivery:{marker}")["queue"] == queue
 
 

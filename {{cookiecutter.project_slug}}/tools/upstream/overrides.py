@@ -31,11 +31,13 @@ from tools.upstream import find_uv
 PACKAGE = "{{ cookiecutter.project_slug }}"
 # The project's classes that replace upstream ones (a module that is not generated for this project is skipped).
 PATCHED_CLASSES = [
+{%- if cookiecutter.broker == "redis" %}
     f"{PACKAGE}.taskqueue.patches.kombu:Channel",
     f"{PACKAGE}.taskqueue.patches.kombu:SentinelChannel",
     f"{PACKAGE}.taskqueue.patches.kombu:QoS",
     f"{PACKAGE}.taskqueue.patches.kombu:Transport",
     f"{PACKAGE}.taskqueue.patches.kombu:SentinelTransport",
+{%- endif %}
     f"{PACKAGE}.taskqueue.patches.celery_worker:TimeLimitRequest",
     f"{PACKAGE}.taskqueue.patches.celery_worker:ThreadsTaskPool",
     f"{PACKAGE}.taskqueue.patches.django_celery_beat:HeartbeatDatabaseScheduler",
@@ -49,7 +51,7 @@ class Override:
     module: str  # the upstream module that defines the method, e.g. "kombu.transport.redis"
     cls: str  # its class there, e.g. "Channel"
     method: str
-    by: str  # the project's class, e.g. "{{ cookiecutter.project_slug }}.taskqueue.patches.kombu:ProtectedChannel"
+    by: str  # the project's class, e.g. "{{ cookiecutter.project_slug }}.taskqueue.patches.celery_worker:TimeLimitRequest"
 
     @property
     def upstream(self) -> str:

@@ -18,14 +18,18 @@ from {{ cookiecutter.project_slug }}.taskqueue import process_definitions
 from {{ cookiecutter.project_slug }}.taskqueue.arguments import ArgumentSpec, UnresolvableAnnotationError
 from {{ cookiecutter.project_slug }}.taskqueue.sending import registered_task_names
 
+{% if cookiecutter.broker == "redis" -%}
 # kombu's Redis transport uses this when broker_transport_options has no visibility_timeout.
 KOMBU_DEFAULT_VISIBILITY_TIMEOUT = 3600
+{% endif -%}
 JSON = "json"
 JSON_CONTENT_TYPES = {"json", "application/json"}
+{%- if cookiecutter.broker == "redis" %}
 
 
 def _visibility_timeout(options) -> int:
     return int((options or {}).get("visibility_timeout", KOMBU_DEFAULT_VISIBILITY_TIMEOUT))
+{%- endif %}
 
 
 def project_tasks() -> dict:
@@ -85,6 +89,97 @@ def run_bounds() -> dict[str, float | None]:
     return bounds
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+@register(Tags.compatibility)
+def check_delivery_limit(app_configs=None, **kwargs):
+    """RabbitMQ dead-letters a message past TASK_DELIVERY_LIMIT deliveries: it must let BaseTask see its own bound.
+
+    A task's ``max_deliveries`` runs, then one more delivery that records it as a FailedTask (replayable, with its
+    arguments); the broker's limit is the backstop for a message that kills its worker before anything is recorded.
+    """
+    limit = settings.TASK_DELIVERY_LIMIT
+    return [
+        Error(
+            f"task {name} allows {task.max_deliveries} deliveries but the queues dead-letter a message after "
+            f"TASK_DELIVERY_LIMIT ({limit}): RabbitMQ takes it away before the task can record it as failed.",
+            hint="Raise TASK_DELIVERY_LIMIT above the largest max_deliveries, or lower the task's.",
+            id="celery.E020",
+        )
+        for name, task in project_tasks().items()
+        if getattr(task, "max_deliveries", 0) >= limit
+    ]
+
+
+@register(Tags.compatibility)
+def check_consumer_timeout(app_configs=None, **kwargs):
+    """RabbitMQ closes the channel of a consumer holding a message unacked past its consumer_timeout.
+
+    With late acks a message stays unacked for its task's whole run: a run longer than the timeout loses its channel,
+    the message goes back to the queue and runs again while the first run goes on. Countdowns wait in RabbitMQ's
+    delay queues (native delayed delivery), not in a worker, so only the run counts.
+    """
+    timeout = settings.RABBITMQ_CONSUMER_TIMEOUT
+    errors = []
+    for origin, bound in run_bounds().items():
+        if bound is None:
+            errors.append(
+                Error(
+                    f"{origin} is not set, so a task may run longer than RabbitMQ's consumer timeout ({timeout} s), "
+                    "lose its channel and be delivered to a second worker while it still runs.",
+                    hint="Set CELERY_TASK_TIME_LIMIT (seconds) below RABBITMQ_CONSUMER_TIMEOUT.",
+                    id="celery.E021",
+                )
+            )
+        elif bound >= timeout:
+            errors.append(
+                Error(
+                    f"{origin} ({bound:g} s) is not below RabbitMQ's consumer timeout (RABBITMQ_CONSUMER_TIMEOUT, "
+                    f"{timeout} s): a run that long loses its channel, and its task runs a second time.",
+                    hint="Raise consumer_timeout in the server's rabbitmq.conf (compose/rabbitmq.conf) and "
+                    "RABBITMQ_CONSUMER_TIMEOUT with it, or lower the limit.",
+                    id="celery.E021",
+                )
+            )
+    return errors
+
+
+# What every task queue is declared with (config/broker_rabbitmq.py), and why.
+QUEUE_ARGUMENTS = {
+    "x-queue-type": ("quorum", "a classic queue is not replicated, and native delayed delivery needs quorum"),
+    "x-delivery-limit": (None, "without it a message that kills its worker is delivered for ever"),
+    "x-dead-letter-exchange": (None, "without it a message past the delivery limit, or expired, is dropped"),
+    "x-dead-letter-strategy": ("at-least-once", "at-most-once drops a dead letter RabbitMQ cannot route"),
+}
+
+
+@register(Tags.compatibility)
+def check_quorum_queues(app_configs=None, **kwargs):
+    """Each task queue is a quorum queue with a delivery limit and dead letters, on an exchange native delayed
+    delivery can route (topic: Celery 5.5 cannot route a countdown's message through a direct exchange)."""
+    errors = []
+    for queue in settings.CELERY_TASK_QUEUES:
+        arguments = getattr(queue, "queue_arguments", None) or {}
+        for argument, (expected, reason) in QUEUE_ARGUMENTS.items():
+            value = arguments.get(argument)
+            if value is None or (expected is not None and value != expected):
+                errors.append(
+                    Error(
+                        f"queue {queue.name!r} is declared with {argument}={value!r}: {reason}.",
+                        hint="Declare it with config.broker_rabbitmq.task_queue(name, TASK_DELIVERY_LIMIT).",
+                        id="celery.E022",
+                    )
+                )
+        if queue.exchange is None or queue.exchange.type != "topic":
+            errors.append(
+                Error(
+                    f"queue {queue.name!r} is bound to a {getattr(queue.exchange, 'type', None)!r} exchange: native "
+                    "delayed delivery routes a countdown's message by topic and cannot deliver it there.",
+                    hint="Bind it to config.broker_rabbitmq.TASKS_EXCHANGE (a topic exchange).",
+                    id="celery.E022",
+                )
+            )
+    return errors
+{%- else -%}
 @register(Tags.compatibility)
 def check_visibility_timeout(app_configs=None, **kwargs):
     """Redis delivers again any message not acked within the visibility timeout, even one still running.
@@ -143,6 +238,7 @@ def check_visibility_timeout(app_configs=None, **kwargs):
                 )
             )
     return errors
+{%- endif %}
 
 
 @register(Tags.compatibility)

@@ -1,4 +1,4 @@
-"""Delivery contracts: what a task promises when workers die, deploys stop them and Redis restarts or stalls.
+"""Delivery contracts: what a task promises when workers die, deploys stop them and {{ 'RabbitMQ' if cookiecutter.broker == 'rabbitmq' else 'Redis' }} restarts or stalls.
 
 A contract names a task, the arguments of one call, and how to count that call's effect::
 
@@ -9,7 +9,7 @@ A contract names a task, the arguments of one call, and how to count that call's
     )
     test_charge_card_contract = contract_tests(CHARGE_CARD)  # tests/contracts/harness.py
 
-The harness (``tests/contracts/``) sends the call to two real workers of the task's queue, on a Redis of its own
+The harness (``tests/contracts/``) sends the call to two real workers of the task's queue, on a {{ 'RabbitMQ' if cookiecutter.broker == 'rabbitmq' else 'Redis' }} of its own
 and the test database, once per fault in :data:`FAULTS`, and asserts that the task completed, that its effect was
 applied exactly once, and that nothing was left queued or unacked, within a bounded time.
 
@@ -29,9 +29,9 @@ FAULTS = {
     "kill-after-effect": "the worker process is SIGKILLed after the run returned, before its ack",
     "sigterm": "the task's worker gets SIGTERM (a deploy) with the run in flight",
     "duplicate": "the same message is delivered twice (a visibility-timeout redelivery, a failover)",
-    "redis-restart": "Redis restarts with the run in flight",
-    "redis-stall": "Redis answers nothing for 4 s as the run works and acks",
-    "redis-stall-retry": "the run retries at its first database write, and its retry meets a 4 s Redis stall",
+    "{{ cookiecutter.broker }}-restart": "{{ 'RabbitMQ' if cookiecutter.broker == 'rabbitmq' else 'Redis' }} restarts with the run in flight",
+    "{{ cookiecutter.broker }}-stall": "{{ 'RabbitMQ' if cookiecutter.broker == 'rabbitmq' else 'Redis' }} answers nothing for 4 s as the run works and acks",
+    "{{ cookiecutter.broker }}-stall-retry": "the run retries at its first database write, and its retry meets a 4 s {{ 'RabbitMQ' if cookiecutter.broker == 'rabbitmq' else 'Redis' }} stall",
     "database-error": "the run's first database write fails once (OperationalError): it must retry, not swallow it",
 }
 

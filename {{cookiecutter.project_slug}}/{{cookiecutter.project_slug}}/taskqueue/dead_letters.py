@@ -7,6 +7,7 @@ from celery import Task
 from django.utils import timezone
 
 from config.celery_app import app as celery_app
+from {{ cookiecutter.project_slug }}.taskqueue.deliveries import queue_of
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
 from {{ cookiecutter.project_slug }}.taskqueue.sending import ensure_registered, send_task_by_name
 
@@ -21,7 +22,7 @@ def record_failure(*, task: Task, task_id: str, args, kwargs, exc: BaseException
             "task_name": task.name,
             "args": list(args or ()),
             "kwargs": dict(kwargs or {}),
-            "queue": (task.request.delivery_info or {}).get("routing_key") or "",
+            "queue": queue_of(task.request.delivery_info),
             "exception": type(exc).__name__,
             "message": str(exc)[:10_000],
             "traceback": traceback[:50_000],

@@ -11,6 +11,7 @@ so the first run of a message, nearly every run, costs no Redis round trip.
 """
 
 import logging
+import re
 
 from celery import Task
 from django.core.cache import cache
@@ -21,6 +22,15 @@ logger = logging.getLogger(__name__)
 
 # Long enough to span redeliveries that wait out the visibility timeout (an hour by default).
 COUNT_TTL = 24 * 60 * 60
+
+
+# RabbitMQ's native delayed delivery (Celery 5.5+) routes a countdown's message by "<28 binary digits>.<routing key>".
+DELAY_PREFIX = re.compile(r"^(?:[01]\.){28}")
+
+
+def queue_of(delivery_info: dict | None) -> str:
+    """The queue a message was routed to: its routing key, without a delayed message's prefix (RabbitMQ)."""
+    return DELAY_PREFIX.sub("", (delivery_info or {}).get("routing_key") or "")
 
 
 class PoisonMessageError(Exception):

@@ -1,14 +1,19 @@
 """A live check of the services a deploy is about to run against (``manage.py celery_doctor``).
 
-The system checks (checks.py) read settings and process files; they cannot see the Redis and
-PostgreSQL a deploy talks to. These functions connect to them with exactly the settings the workers
+The system checks (checks.py) read settings and process files; they cannot see the {% if cookiecutter.broker == "rabbitmq" %}RabbitMQ, Redis and
+PostgreSQL{% else %}Redis and
+PostgreSQL{% endif %} a deploy talks to. These functions connect to them with exactly the settings the workers
 use and return one Finding per thing checked: what was seen and, when it is wrong, what to change.
 """
 
 import time
 import uuid
 from collections.abc import Callable, Iterator
+{% if cookiecutter.broker == "rabbitmq" -%}
+from contextlib import suppress
+{%- else -%}
 from contextlib import contextmanager, suppress
+{%- endif %}
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,12 +101,28 @@ def _refused(exc: Exception) -> bool:
     return isinstance(exc, NoPermissionError) or "NOPERM" in str(exc)
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+# What only a Redis broker runs (the queues, the transport's claims, broadcasts): RabbitMQ carries those here.
+BROKER_ONLY_COMMANDS = {
+    "LPUSH", "BLMOVE", "LMOVE", "RPOP", "BRPOP", "LLEN", "LINDEX", "ZADD", "ZRANGE", "ZREM",
+    "HSET", "HGET", "HDEL", "SADD", "SMEMBERS", "SREM", "PUBLISH", "SUBSCRIBE",
+}  # fmt: skip
+
+
+def _needed_commands(prefix: str) -> list[tuple[str, str, Callable[[Redis], object]]]:
+    return [probe for probe in _probe_commands(prefix) if probe[0] not in BROKER_ONLY_COMMANDS]
+{%- else -%}
+def _needed_commands(prefix: str) -> list[tuple[str, str, Callable[[Redis], object]]]:
+    return _probe_commands(prefix)
+{%- endif %}
+
+
 def command_findings(subject: str, client: Redis) -> list[Finding]:
     """Run every command the project needs on throwaway keys; the ACL user must be allowed each."""
     prefix = f"celery-doctor:{uuid.uuid4().hex}"
     refused: dict[str, str] = {}
     try:
-        for command, needed_by, call in _probe_commands(prefix):
+        for command, needed_by, call in _needed_commands(prefix):
             try:
                 call(client)
             except RedisError as exc:
@@ -136,7 +157,7 @@ def command_findings(subject: str, client: Redis) -> list[Finding]:
         ]
     return [
         Finding(
-            OK, subject, f"the Redis user may run every command the project uses ({len(_probe_commands(prefix))})."
+            OK, subject, f"the Redis user may run every command the project uses ({len(_needed_commands(prefix))})."
         )
     ]
 
@@ -216,6 +237,103 @@ def server_findings(subject: str, client: Redis) -> list[Finding]:
     return findings
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+# At-least-once dead-lettering (x-dead-letter-strategy) came with RabbitMQ 3.10; quorum queues and x-delivery-limit
+# with 3.8. An older server refuses the queues' arguments: say so before anything is declared.
+RABBITMQ_MIN_VERSION = (3, 10)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("+")[0].split("-")[0].split(".") if part.isdigit())
+
+
+def queue_findings(connection) -> list[Finding]:
+    """Each task queue and the dead-letter queue exists as the settings declare it, or is declared now.
+
+    Declaring with the settings' arguments is idempotent; RabbitMQ refuses it (PRECONDITION_FAILED) for a queue that
+    exists with other arguments, such as a classic queue of the same name left by another configuration.
+    """
+    from config import broker_rabbitmq
+
+    findings = []
+    for queue in (*settings.CELERY_TASK_QUEUES, broker_rabbitmq.DEAD_LETTER_QUEUE):
+        with connection.channel() as channel:
+            try:
+                queue.bind(channel).declare()
+            except connection.channel_errors as exc:
+                findings.append(
+                    Finding(
+                        ERROR,
+                        "broker",
+                        f"queue {queue.name!r} exists with other arguments than the settings declare ({exc}).",
+                        "drain it, delete it (rabbitmqctl delete_queue) and run `manage.py declare_queues`.",
+                    )
+                )
+    if not findings:
+        findings.append(
+            Finding(
+                OK,
+                "broker",
+                f"{len(settings.CELERY_TASK_QUEUES)} task queues and the dead-letter queue are quorum queues with "
+                f"delivery limit {settings.TASK_DELIVERY_LIMIT}.",
+            )
+        )
+    return findings
+
+
+def broker_findings() -> list[Finding]:
+    started = time.monotonic()
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.connect()  # one attempt: a missing server is an error in seconds, not a retry loop
+            answered = (time.monotonic() - started) * 1000
+            properties = getattr(conn.connection, "server_properties", {}) or {}
+            raw_version = properties.get("version", b"")
+            server_version = raw_version.decode() if isinstance(raw_version, bytes) else str(raw_version)
+            findings = [
+                Finding(OK, "broker", f"{conn.as_uri()} (RabbitMQ {server_version}) answered in {answered:.0f} ms.")
+            ]
+            if _version(server_version) < RABBITMQ_MIN_VERSION:
+                return [
+                    *findings,
+                    Finding(
+                        ERROR,
+                        "broker",
+                        f"RabbitMQ {server_version} is older than 3.10: it has no at-least-once dead-lettering for "
+                        "the quorum queues' poison messages.",
+                        "upgrade RabbitMQ to 3.13 or later (the compose files' image).",
+                    ),
+                ]
+            return findings + queue_findings(conn)
+    except Exception as exc:  # any failure to reach the broker is the finding
+        return [
+            Finding(
+                ERROR,
+                "broker",
+                f"cannot reach the broker ({type(exc).__name__}: {exc}).",
+                "check CELERY_BROKER_URL (user, password, virtual host) and the network path from this process.",
+            )
+        ]
+
+
+def state_findings() -> list[Finding]:
+    """The state Redis keeps the task metrics and beat's tick: it must answer, keep its data and allow the commands."""
+    from {{ cookiecutter.project_slug }}.taskqueue import state_redis
+
+    try:
+        client = state_redis.client()
+        client.ping()
+        return server_findings("redis", client) + command_findings("redis", client)
+    except Exception as exc:
+        return [
+            Finding(
+                ERROR,
+                "redis",
+                f"cannot reach the state Redis ({type(exc).__name__}: {exc}): no task metrics, no beat tick.",
+                "check REDIS_STATE_URL / REDIS_URL.",
+            )
+        ]
+{%- else -%}
 @contextmanager
 def broker_client() -> Iterator[tuple[Redis, str]]:
     """A client of the broker, made by the Celery app as the workers make theirs (TLS, ACL, Sentinel)."""
@@ -244,6 +362,7 @@ def broker_findings() -> list[Finding]:
                 "check CELERY_BROKER_URL / REDIS_URL, REDIS_CA_CERTS and the network path from this process.",
             )
         ]
+{%- endif %}
 
 
 def cache_findings() -> list[Finding]:
@@ -441,7 +560,11 @@ def worker_findings(wait: float, interval: float = 2.0) -> list[Finding]:
 
 
 def run(base_dir: Path, workers: bool = False, wait: float = 0.0) -> list[Finding]:
+{%- if cookiecutter.broker == "rabbitmq" %}
+    findings = broker_findings() + state_findings() + cache_findings() + database_findings(base_dir)
+{%- else %}
     findings = broker_findings() + cache_findings() + database_findings(base_dir)
+{%- endif %}
     findings += shutdown_findings() + probe_findings(base_dir)
     if workers:
         findings += worker_findings(wait)

@@ -41,7 +41,11 @@ from celery.signals import (
 )
 from django.conf import settings
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+from {{ cookiecutter.project_slug }}.taskqueue import state_redis
+{%- else -%}
 from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
+{%- endif %}
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +66,13 @@ FAILURES_REMEMBERED = 1000  # deliveries whose failure was counted: a second rep
 
 
 def redis():
+{%- if cookiecutter.broker == "rabbitmq" %}
+    # The state Redis (REDIS_STATE_URL): cache.clear() never deletes these counts.
+    return state_redis.client()
+{%- else %}
     # The broker's Redis: its queues are there, and cache.clear() never deletes these counts.
     return broker_redis.client()
+{%- endif %}
 
 
 def bucket_index(seconds: float) -> int:
@@ -311,6 +320,37 @@ def oldest_age(raw: bytes | None, now: float) -> float | None:
         return None
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+def queue_depths(names: list[str]) -> dict[str, int]:
+    """Messages ready in each queue, from RabbitMQ: a passive declare per queue (it creates nothing) on one
+    connection from the app's pool. A queue that does not exist yet (no worker or declare_queues ran) counts 0."""
+    from config.celery_app import app  # at call time: the app is configured by then
+
+    depths = {}
+    with app.connection_for_read() as connection:
+        for name in names:
+            # A failed passive declare closes its channel: one channel per queue.
+            with connection.channel() as channel:
+                try:
+                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except connection.channel_errors:  # NOT_FOUND (404): the queue is not declared yet
+                    depths[name] = 0
+    return depths
+
+
+def queue_states() -> list[dict]:
+    """Per queue: messages ready (RabbitMQ's count; it keeps no publish time a reader can see), workers."""
+    names = queue_names()
+    depths = queue_depths(names)
+    workers: dict[str, list[str]] = {name: [] for name in names}
+    for key in redis().scan_iter(match=WORKER_KEY.format(queue="*", hostname="*"), count=1000):
+        _, _, queue, hostname = key.decode().split(":", 3)
+        workers.setdefault(queue, []).append(hostname)
+    return [
+        {"name": name, "depth": depths[name], "oldest_age": None, "workers": sorted(workers.get(name, []))}
+        for name in names
+    ]
+{%- else -%}
 def queue_states() -> list[dict]:
     """Per queue: depth, age of the message consumed next (kombu takes from the list's right end), workers."""
     client = redis()
@@ -334,6 +374,7 @@ def queue_states() -> list[dict]:
         }
         for index, name in enumerate(names)
     ]
+{%- endif %}
 
 
 def beat_seconds_since_tick() -> float | None:

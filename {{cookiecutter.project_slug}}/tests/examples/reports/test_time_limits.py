@@ -13,16 +13,16 @@ from tools.procfile import ProcfileProcess
 
 
 @pytest.mark.django_db(transaction=True)
-def test_soft_time_limit_removes_the_partial_download_and_records_failure(sales_api, settings, redis_url, tmp_path):
+def test_soft_time_limit_removes_the_partial_download_and_records_failure(sales_api, settings, own_broker, tmp_path):
     # A slow download: 100 chunks a tenth of a second apart, far longer than the limit below.
     sales_api.server.route(sales_api.export_path(), Reply(body=b"x" * 100_000, chunks=100, chunk_interval=0.1))
-    # Its own Redis database: the in-process test worker must not take this message.
-    broker_url = f"{redis_url.rsplit('/', 1)[0]}/1"
+    # A broker of its own: the in-process test worker must not take this message.
+    broker = own_broker(1)
     worker = ProcfileProcess(
         "worker",
         env={
             "DJANGO_SETTINGS_MODULE": "config.settings.test",
-            "REDIS_URL": broker_url,
+            **broker.env,
             "DATABASE_URL": database_url(),
             "REPORTS_API_URL": settings.REPORTS_API_URL,
             "TMPDIR": str(tmp_path),
@@ -31,9 +31,9 @@ def test_soft_time_limit_removes_the_partial_download_and_records_failure(sales_
     ).start()
     try:
         worker.wait_for_output(" ready.", timeout=60)
-        with celery_app.connection_for_write(broker_url) as broker:
+        with celery_app.connection_for_write(broker.url) as connection:
             # A small per-call limit; the task's own soft limit is 15 minutes.
-            archive_export.apply_async([DAY.isoformat()], soft_time_limit=2, time_limit=30, connection=broker)
+            archive_export.apply_async([DAY.isoformat()], soft_time_limit=2, time_limit=30, connection=connection)
         wait_until(lambda: list(tmp_path.glob("*.partial")), timeout=30, what="the partial download to start")
         worker.wait_for_output("partial download removed", timeout=60)
         assert list(tmp_path.glob("*.partial")) == []

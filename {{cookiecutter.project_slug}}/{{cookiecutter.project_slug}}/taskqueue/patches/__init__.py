@@ -3,7 +3,9 @@
 Each module says in its docstring which versions it was tested with, which upstream issue it
 works around, what it changes and how to remove it once upstream has fixed the issue:
 
+{% if cookiecutter.broker == "redis" -%}
 - ``kombu.py``: kombu's Redis transport (the broker connection of every worker and sender);
+{% endif -%}
 - ``celery_worker.py``: Celery's worker request (hard time limits) and threads pool (soft shutdown);
 - ``django_celery_beat.py``: django-celery-beat's ``DatabaseScheduler`` (beat);
 {%- if cookiecutter.result_backend == "django-db" %}
@@ -20,7 +22,9 @@ from importlib.metadata import PackageNotFoundError, version
 # Package -> the minor version the patches were written against and tested with.
 TESTED_MINOR_VERSIONS = {
     "celery": "5.7",
+{%- if cookiecutter.broker == "redis" %}
     "kombu": "5.7",
+{%- endif %}
     "django-celery-beat": "2.9",
     "django-celery-results": "2.6",
 }

@@ -1,8 +1,14 @@
 """Say at start which upstream patches protect this process, and say it loudly when one is off.
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+A worker logs each queue it consumes with the arguments it was declared with (RabbitMQ's transport is not patched);
+beat logs that its scheduler holds the beat lock and keeps a heartbeat. A patch that cannot apply is a WARNING,
+never a silent fallback to the upstream behaviour.
+{%- else -%}
 A worker logs one line per queue it consumes; beat logs that its scheduler holds the beat lock
 and keeps a heartbeat. A patch that cannot apply (see patches/kombu.py for when) is a WARNING,
 never a silent fallback to the upstream behaviour.
+{%- endif %}
 """
 
 import logging
@@ -29,6 +35,11 @@ def warn_about_untested_versions() -> None:
 def report_worker_protections(sender=None, **kwargs):
     """``sender`` is the worker's consumer; its task consumer's channel is the broker transport's."""
     warn_about_untested_versions()
+{%- if cookiecutter.broker == "rabbitmq" %}
+    # RabbitMQ's transport is kombu's own (nothing to patch): say what each consumed queue was declared with.
+    for queue in getattr(getattr(sender, "task_consumer", None), "queues", None) or []:
+        logger.info("Queue %s: %s", queue.name, queue.queue_arguments or "no arguments (not a quorum queue)")
+{%- else %}
     task_consumer = getattr(sender, "task_consumer", None)
     channel = getattr(task_consumer, "channel", None)
     describe = getattr(channel, "describe_protections", None)
@@ -41,6 +52,7 @@ def report_worker_protections(sender=None, **kwargs):
         return
     for line in describe():
         logger.log(logging.INFO if line.active else logging.WARNING, "%s", line.text)
+{%- endif %}
     backend = sender.app.backend
     logger.info("Result backend: %s.%s", type(backend).__module__, type(backend).__name__)
 
