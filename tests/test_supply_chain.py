@@ -206,6 +206,15 @@ def test_the_committed_files_pass_the_secret_scanning_hook(ci_project, tmp_path)
     assert scan.returncode == 0, scan.stdout
 
 
+def test_a_rabbitmq_projects_committed_files_pass_the_secret_scanning_hook(bake_once, tmp_path):
+    """Its broker URLs in the settings, the Makefile and the README are the local node's guest user, marked so."""
+    copy, files = committed_copy(bake_once("rabbitmq", broker="rabbitmq"), tmp_path)
+    assert ".envs/.local/.rabbitmq" in files
+    assert not any(path.startswith(".envs/.production/") for path in files)
+    scan = secret_scan(copy, files)
+    assert scan.returncode == 0, scan.stdout
+
+
 def test_the_secret_scanning_hook_stops_a_committed_credential(bake_once, tmp_path):
     copy, files = committed_copy(github_project(bake_once), tmp_path)
     settings = copy / "config/settings/base.py"
