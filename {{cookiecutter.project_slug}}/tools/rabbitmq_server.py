@@ -102,7 +102,6 @@ class RabbitMQServer:
             "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.directory / "log"),
             "RABBITMQ_PID_FILE": str(self.pid_file),
-            "RABBITMQ_ALLOW_INPUT": "",
         }
 
     def start(self, detach: bool = False) -> "RabbitMQServer":
@@ -110,16 +109,16 @@ class RabbitMQServer:
 
         In a process group of its own (the script's and the Erlang VM's), so that stop() can end both by that id.
         """
-        log = (self.directory / "server.out").open("ab")
-        process = subprocess.Popen(
-            [self.server],
-            env=self.environment(),
-            cwd=self.directory,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.directory / "server.out").open("ab") as log:  # the node keeps its own copy of the descriptor
+            process = subprocess.Popen(
+                [self.server],
+                env=self.environment(),
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         (self.directory / "server.pid").write_text(f"{process.pid}\n")
         # Detached, nothing here waits for it: stop() finds the node by its pid file.
         self.process = None if detach else process
