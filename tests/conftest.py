@@ -32,6 +32,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.template = str(TEMPLATE_DIR)
 
 
+# The longest tests (each runs a generated project's whole suite: 5-10 minutes) start first. xdist hands tests out in
+# collection order, so one of them collected last kept a worker busy for ten minutes after the others had finished.
+LONGEST_FIRST = (
+    "test_reliability_suite.py::test_generated_reliability_suite_passes",
+    "test_reliability_suite.py::test_a_rabbitmq_projects_reliability_suite_passes",
+    "test_generated_project.py::test_generated_test_suite_passes",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((index for index, name in enumerate(LONGEST_FIRST) if name in item.nodeid), len(LONGEST_FIRST))
+
+    items.sort(key=rank)
+
+
 def baked_path(result) -> Path:
     if result.exit_code != 0:
         pytest.fail(f"bake failed: {result.exception!r}", pytrace=False)

@@ -5,6 +5,7 @@ restartable, stallable, and sent to without touching the session's."""
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from tools.rabbitmq_server import RabbitMQServer
 from tools.redis_server import RedisServer
 
 AMQP_ERRORS = Connection("amqp://").connection_errors + Connection("amqp://").channel_errors
+# Seconds between the two readings settled() takes (RabbitMQ's unacked counts are statistics, a moment behind).
+SETTLE_CONFIRM = 1.0
 
 
 class Broker:
@@ -93,8 +96,21 @@ class Broker:
         return ready + unacked + delayed
 
     def settled(self, queue: str) -> bool:
-        """No message of ``queue`` left in RabbitMQ: every one was acked, or dead-lettered."""
-        return self.held(queue) == 0 and self.queued(queue) == 0
+        """No message of ``queue`` left in RabbitMQ: every one was acked, or dead-lettered.
+
+        Ready counts are exact (a passive declare per queue, the delay queues too, where a retry's countdown waits);
+        unacked ones are statistics, 0.1 s behind and more on a loaded machine, and a message moving from a delay queue
+        to its queue is briefly in neither: it counts as settled only if all of them still read 0 a second later.
+        """
+        if not self._quiet(queue):
+            return False
+        time.sleep(SETTLE_CONFIRM)
+        return self._quiet(queue)
+
+    def _quiet(self, queue: str) -> bool:
+        counts = self._counts()
+        watched = [queue, *(name for name in counts if name.startswith("celery_delayed_"))]
+        return all(self.queued(name) == 0 and counts.get(name, (0, 0))[1] == 0 for name in watched)
 
     def restart(self) -> None:
         self.node.restart()

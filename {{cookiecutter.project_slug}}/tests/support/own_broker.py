@@ -85,6 +85,7 @@ The in-process test workers consume the session's database; a worker process sta
 none of their messages, nor they its. ``env`` is what such a process needs (REDIS_URL).
 """
 
+import time
 from collections.abc import Callable
 
 import redis
@@ -110,8 +111,12 @@ class OwnBroker:
         return sum(self.ready(queue) for queue in ("default", "io", "cpu")) + self.unacked()
 
     def settles_at(self, read: Callable[[], int], expected: int, timeout: float = 10) -> int:
-        """``read()``: Redis's counts are the lists themselves, never behind (same signature as RabbitMQ's)."""
-        return read()
+        """``read()`` once it returns ``expected`` (a worker acks a moment after the effect a test waits for), or its
+        last value after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while (value := read()) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return value
 
     def close(self) -> None:
         self.client.flushdb()
