@@ -256,4 +256,13 @@ def settle(broker: Broker, queue: str, run: Run, timeout: float) -> None:
         except broker.errors:
             return False
 
-    wait_until(quiet, timeout=timeout, interval=0.2, what="nothing queued, being claimed, unacked or running")
+    def seen() -> str:
+        try:
+            held = f"the broker holds {broker.held(queue)} message(s) of {queue}"
+        except broker.errors as exc:
+            held = f"the broker does not answer ({exc})"
+        in_flight = "a run in flight" if run.in_flight() else "no run in flight"
+        runs = run.summary() or "none"
+        return f"nothing queued, being claimed, unacked or running; {held}, {in_flight}; runs: {runs}"
+
+    wait_until(quiet, timeout=timeout, interval=0.2, what=seen)

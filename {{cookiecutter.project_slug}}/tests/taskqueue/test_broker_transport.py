@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from {{ cookiecutter.project_slug }}.taskqueue.patches.kombu import (
 from tests.reliability.sentinel import MASTER_NAME, SentinelTopology
 from tests.support.waiting import wait_until
 from tests.taskqueue.tasks import build_delivery, fetch_delivery, record_delivery
+from tools.redis_server import RedisServer
 
 
 def test_the_broker_url_keeps_its_redis_scheme_and_uses_the_project_transport():
@@ -337,6 +339,63 @@ def test_a_channel_closing_gives_its_claim_list_back_to_the_queue():
     assert redis.llen(queue.name) == 1
     assert redis.zscore(channel.claims_key, channel.claim_list(queue.name)) is None
     redis.delete(queue.name)
+
+
+def resp(*words: bytes) -> bytes:
+    """A command in the Redis protocol, to send on a socket without waiting for its reply."""
+    return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in words)
+
+
+def test_a_message_moved_for_a_wait_whose_reply_was_lost_is_delivered_to_the_live_worker():
+    """A wait (BLMOVE) that fails with a connection error is still blocked on the server until Redis notices its
+    connection closed. A message pushed before that (a retry published into a stall) is moved onto the claim list,
+    and the reply is lost: a fresh-clone CI run's contract test saw the retry never run while the worker lived."""
+    server = RedisServer().start()
+    queue = Queue("lost-reply-test", routing_key="lost-reply-test")
+    delivered: list = []
+    options = {"socket_timeout": 0.5, "priority_steps": [0]}
+    try:
+        client = redis.Redis.from_url(server.url)
+        with Connection(server.url, transport_options=options) as connection:
+            connection.Producer().publish({"lost": "reply"}, routing_key=queue.routing_key, declare=[queue])
+            raw = client.rpop(queue.name)  # the message's bytes, pushed again below as a producer pushes them
+            assert isinstance(raw, bytes)
+            channel = connection.channel()
+            consumer = Consumer(channel, queues=[queue], callbacks=[lambda body, message: delivered.append(message)])
+            consumer.consume()
+            assert channel.claims_atomically(), channel.atomic_claim_off_because()
+            first_claim_list = channel.claim_list(queue.name)
+
+            def wait_once(timeout: float) -> list:
+                # What kombu's poller does: give the client its connection, send the wait, read its reply.
+                pool = channel.client.connection_pool
+                channel.client.connection = channel.client.connection or pool.get_connection()
+                channel._brpop_start(timeout=timeout)
+                with contextlib.suppress(Empty):
+                    channel._brpop_read()
+                return delivered
+
+            with socket.create_connection(("127.0.0.1", server.port)) as producer:
+                channel.client.connection = channel.client.connection_pool.get_connection()
+                channel._brpop_start(timeout=30)
+                with server.stalled():
+                    # Read once Redis resumes, before it sees the waiting connection closed.
+                    producer.sendall(resp(b"LPUSH", queue.name.encode(), raw))
+                    with pytest.raises(channel.connection_errors):
+                        channel._brpop_read()  # the socket timeout, as a stall makes it
+                producer.recv(64)  # the push's reply: Redis has run it
+            # Redis served the failed wait: the message is on the old claim list, its reply lost.
+            assert client.llen(first_claim_list) == 1, "the race did not happen: the test proves nothing"
+            wait_until(lambda: wait_once(timeout=0.2), timeout=15, what="the message, delivered by the next waits")
+            assert [message.payload for message in delivered] == [{"lost": "reply"}]
+            assert channel.claim_list(queue.name) != first_claim_list  # it waits into a new one now
+            assert client.llen(first_claim_list) == 0
+            delivered[0].ack()
+            channel.close()
+        assert client.llen(queue.name) == client.hlen("unacked") == 0
+        client.close()
+    finally:
+        server.stop(remove_data=True)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -17,10 +17,18 @@ from tests.taskqueue.tasks import build_delivery, record_delivery
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+retry_ran = threading.Event()
+
+
 @shared_task(name="tests.metrics_retry_once", bind=True, max_retries=1)
 def retry_once(self) -> None:
     if self.request.retries == 0:
-        raise self.retry(countdown=0)
+        retry = self.retry(countdown=0, throw=False)  # sent now, raised below
+        # The run that sent the retry ends after the retry's run has: on a thread pool (the io worker's) two runs
+        # of one task id overlap, and each must be counted with its own outcome and runtime.
+        retry_ran.wait(timeout=10)
+        raise retry
+    retry_ran.set()
 
 
 @shared_task(name="tests.metrics_always_fail")
@@ -88,26 +96,29 @@ def test_queue_length_and_oldest_age_follow_the_queue(client, celery_workers):
 
 
 def test_outcomes_retries_and_dead_letters_are_counted(client, celery_workers):
+    retry_ran.clear()
     record_delivery.delay("ok", {})
     retry_once.delay()
     always_fail.delay()
-    samples = wait_until(
-        lambda: (
-            (s := scrape(client))
-            and value(s, "celery_task_succeeded_total", task="tests.metrics_retry_once") == 1
-            # The retry message is sent from inside the first run, which counts its retry only when it ends:
-            # the second run can succeed (on another thread) first, so this is waited for, not assumed.
-            and value(s, "celery_task_retried_total", task="tests.metrics_retry_once") == 1
-            and value(s, "celery_task_dead_lettered_total", task="tests.metrics_always_fail") == 1
-            # Celery runs on_failure (the dead letter) before the run ends and counts as failed.
-            and value(s, "celery_task_failed_total", task="tests.metrics_always_fail") == 1
-            and value(s, "celery_task_succeeded_total", task="tests.record_delivery") == 1
-            and s
-        ),
-        what="the tasks to succeed, retry and fail",
-    )
+    expected = {
+        ("celery_task_succeeded_total", "tests.metrics_retry_once"): 1,
+        # Counted when the first run ends, after the retry's run has succeeded (see retry_once).
+        ("celery_task_retried_total", "tests.metrics_retry_once"): 1,
+        ("celery_task_runtime_seconds_count", "tests.metrics_retry_once"): 2,
+        ("celery_task_dead_lettered_total", "tests.metrics_always_fail"): 1,
+        # Celery runs on_failure (the dead letter) before the run ends and counts as failed.
+        ("celery_task_failed_total", "tests.metrics_always_fail"): 1,
+        ("celery_task_succeeded_total", "tests.record_delivery"): 1,
+    }
+    seen: dict = {}
+
+    def counted():
+        samples = scrape(client)
+        seen.update({key: value(samples, key[0], task=key[1]) for key in expected})
+        return seen == expected and samples
+
+    samples = wait_until(counted, what=lambda: f"the tasks to succeed, retry and fail: {expected}; saw {seen}")
     # Each run's outcome comes with its runtime: two runs of the retried task, one of each other.
-    assert value(samples, "celery_task_runtime_seconds_count", task="tests.metrics_retry_once") == 2
     assert value(samples, "celery_task_runtime_seconds_count", task="tests.metrics_always_fail") == 1
     # The retry is a new message.
     assert value(samples, "celery_task_received_total", task="tests.metrics_retry_once") == 2

@@ -89,7 +89,9 @@ class Recorder:
         self.lock = threading.Lock()
         self.counts: Counter = Counter()  # (event, task) -> n
         self.runtime: defaultdict[tuple[str, str], float] = defaultdict(float)  # (task, field) -> n or seconds
-        self.started: dict[str, float] = {}
+        # A run's start, by (task id, thread): a retry keeps its task id, and on a thread pool its next run can
+        # start (and end) while the run that sent it is still finishing.
+        self.started: dict[tuple[str, int], float] = {}
         self.failed_deliveries: OrderedDict[tuple, None] = OrderedDict()  # (task id, delivery tag)
         self.flusher: threading.Thread | None = None
         self.flusher_pid = None
@@ -190,7 +192,7 @@ def on_received(sender=None, request=None, **extra):
 
 
 def on_prerun(sender=None, task_id=None, **extra):
-    recorder.started[task_id] = time.perf_counter()
+    recorder.started[(task_id, threading.get_ident())] = time.perf_counter()
 
 
 # The run's final state, as task_postrun reports it, and the counter it moves (IGNORED and REJECTED move none;
@@ -199,7 +201,7 @@ OUTCOMES = {states.SUCCESS: "succeeded", states.FAILURE: "failed", states.RETRY:
 
 
 def on_postrun(sender=None, task_id=None, state=None, **extra):
-    started = recorder.started.pop(task_id, None)
+    started = recorder.started.pop((task_id, threading.get_ident()), None)
     if started is not None:
         recorder.finish(_name(sender), time.perf_counter() - started, OUTCOMES.get(state))
 
@@ -209,7 +211,7 @@ def on_failure(sender=None, task_id=None, **extra):
     # the failures a worker's main process reports for a run it could not trace (hard time limit, child lost,
     # a message rejected without requeue), once per delivery: celery 5.7 sends task_failure twice for a child
     # killed at its hard time limit (Request.on_timeout since celery/celery#10226, then Request.on_failure).
-    if task_id in recorder.started:
+    if (task_id, threading.get_ident()) in recorder.started:
         return
     delivery_info = getattr(getattr(sender, "request", None), "delivery_info", None) or {}
     if recorder.first_failure_of((task_id, delivery_info.get("delivery_tag"))):

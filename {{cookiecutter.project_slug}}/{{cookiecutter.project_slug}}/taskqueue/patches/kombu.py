@@ -17,7 +17,11 @@ What it changes, and the upstream issue each change works around:
    message on its claim list: each worker keeps a heartbeat for its claim list in the sorted set
    ``unacked_claims``, and the periodic restore that every worker runs moves the messages of a
    claim list whose heartbeat is older than ``claim_stale_after`` seconds back to its queue (oldest
-   first, atomically). A worker shutting down cleanly gives its claim list back itself. This is on
+   first, atomically). A worker shutting down cleanly gives its claim list back itself. A wait
+   that fails with a connection error (a stalled Redis, a timed-out health check) is still on the
+   server, which may move the next message onto the claim list with nobody left to read the reply:
+   the worker then waits into a new claim list and gives the old one back (at its next wait, then
+   every heartbeat interval until its heartbeat is stale and the restore takes over). This is on
    for a consumer of a single queue that acks its messages (every Procfile worker) on Redis 6.2 or
    later, with ``priority_steps: [0]`` (one Redis list per queue) and no ``global_keyprefix``.
    Otherwise kombu's BRPOP is used, and the worker says so at start with a WARNING
@@ -193,6 +197,8 @@ class ProtectedChannel:
         self._acked_queues = set()
         self._claim_id = uuid.uuid4().hex
         self._claim_lists = set()  # every claim list this channel waited into: given back when it closes
+        self._abandoned: dict[str, float] = {}  # claim list -> monotonic time its wait failed (see _abandon)
+        self._abandoned_checked_at = 0.0  # monotonic time the abandoned claim lists were last given back
         self._heartbeat_at = 0.0  # monotonic time of the last heartbeat
         self._restored_at = 0.0  # monotonic time of the last restore of stale claim lists
 
@@ -281,6 +287,7 @@ class ProtectedChannel:
         if not self.claims_atomically():
             return super()._brpop_start(timeout)
         (queue,) = self._queue_cycle.consume(1)
+        self._give_back_abandoned()
         claim_list = self.claim_list(queue)
         self._heartbeat(claim_list)
         self._waiting_on = queue
@@ -289,7 +296,50 @@ class ProtectedChannel:
         # Moves the oldest message onto this channel's claim list as soon as there is one: only one of
         # the consumers waiting on the queue gets it.
         wait = timeout if timeout is not None else self.brpop_timeout
-        self.client.connection.send_command("BLMOVE", queue, claim_list, "RIGHT", "LEFT", wait or 0)
+        try:
+            self.client.connection.send_command("BLMOVE", queue, claim_list, "RIGHT", "LEFT", wait or 0)
+        except self.connection_errors:
+            self._abandon(queue)  # the command may have reached the server
+            raise
+
+    def _abandon(self, queue: str) -> None:
+        """The wait on ``queue`` failed with a connection error: wait into a new claim list from now on.
+
+        Redis keeps a blocked BLMOVE until it notices its connection closed, and a message pushed first (during a
+        stall, what a retry publish does) is moved onto the claim list with the reply lost. Nobody would claim it,
+        and the live worker's heartbeat would keep the restore away from it. The old claim list stops getting
+        heartbeats and is given back by this channel (``_give_back_abandoned``) and, past ``claim_stale_after``,
+        by any worker's restore; it stays in ``_claim_lists`` for the give-back at close.
+        """
+        self._abandoned[self.claim_list(queue)] = time.monotonic()
+        self._abandoned_checked_at = 0.0  # at the next wait
+        self._claim_id = uuid.uuid4().hex
+
+    def _give_back_abandoned(self) -> None:
+        """Move what a failed wait left on an abandoned claim list back to its queue, oldest taken next.
+
+        At the first wait after the failure, then at most every heartbeat interval: the server may move the message
+        later than the first look. Each LMOVE is atomic, and the claim list stays registered, so whatever arrives
+        after the last look is given back by the restore once the list's heartbeat is stale.
+        """
+        now = time.monotonic()
+        if not self._abandoned or now - self._abandoned_checked_at < self.claim_heartbeat_interval:
+            return
+        moved = 0
+        with self.conn_or_acquire() as client:
+            for claim_list, since in list(self._abandoned.items()):
+                queue = claim_list.split(CLAIM_SEPARATOR, 1)[0]
+                while client.lmove(claim_list, queue, "LEFT", "RIGHT"):
+                    moved += 1
+                if now - since > self.claim_stale_after + self.claim_heartbeat_interval:
+                    del self._abandoned[claim_list]  # stale by now: the restore looks after it
+        self._abandoned_checked_at = now
+        if moved:
+            logger.warning(
+                "Gave %s message(s) back to their queue that Redis moved for a wait whose reply was lost "
+                "(a connection error while waiting): they run next.",
+                moved,
+            )
 
     def _heartbeat(self, claim_list: str) -> None:
         """Register the claim list, with the time now, if the last heartbeat is older than the interval."""
@@ -309,6 +359,9 @@ class ProtectedChannel:
             except self.connection_errors:
                 # As kombu does: the next poll reconnects.
                 self.client.connection.disconnect()
+                if command == "BLMOVE" and self._waiting_on is not None:
+                    self._abandon(self._waiting_on)
+                    self._waiting_on = None
                 raise
         finally:
             self._in_poll = None
