@@ -201,6 +201,16 @@ def celery_worker(celery_workers):
 
 
 @pytest.fixture
+def broker_at(monkeypatch):
+    """``broker_at(url)``: the app's broker for this test only (a server that is down, say). The app's connection and
+    producer pools are built on first use with the URL of that moment, by anything that sends a task (the error-email
+    log handler does, on the failed probe's log line): they are dropped after the test, as Celery drops them after a
+    fork, so the next test's sends build new ones to the session's broker."""
+    yield lambda url: monkeypatch.setattr(celery_app.conf, "broker_url", url)
+    celery_app._pool = celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
 def task_events():
     """What Celery signals report during the test: sends, starts, retries, failures, expiries."""
     with TaskEvents() as events:

@@ -2,7 +2,6 @@ import pytest
 import redis
 from django.urls import reverse
 
-from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
 
 # Nothing listens on port 1: a probe of it fails as it would with Redis down.
@@ -38,8 +37,8 @@ def test_healthz_answers_503_and_names_the_cache_when_the_cache_redis_is_down(cl
 
 
 @pytest.mark.django_db
-def test_healthz_answers_503_and_names_redis_when_the_broker_redis_is_down(client, monkeypatch):
-    monkeypatch.setattr(celery_app.conf, "broker_url", NOWHERE)
+def test_healthz_answers_503_and_names_redis_when_the_broker_redis_is_down(client, broker_at):
+    broker_at(NOWHERE)
     response = client.get(reverse("healthz"))
     assert response.status_code == 503
     assert response.json() == {"status": "error", "checks": {"database": "ok", "redis": "error", "cache": "ok"}}
@@ -93,8 +92,8 @@ def test_healthz_gives_the_memory_figures_only_to_a_caller_with_the_metrics_toke
 
 
 @pytest.mark.django_db
-def test_readiness_asks_the_database_only_so_a_redis_blip_drains_no_web_pod(client, monkeypatch, settings):
-    monkeypatch.setattr(celery_app.conf, "broker_url", NOWHERE)
+def test_readiness_asks_the_database_only_so_a_redis_blip_drains_no_web_pod(client, broker_at, settings):
+    broker_at(NOWHERE)
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": NOWHERE}}
     assert client.get(reverse("healthz")).status_code == 503
     response = client.get(reverse("healthz") + "?ready")

@@ -3,8 +3,6 @@ import time
 import pytest
 from django.urls import reverse
 
-from config.celery_app import app as celery_app
-
 # Nothing listens on port 1: a probe of it fails as it would with the service down.
 NOWHERE_REDIS = "redis://127.0.0.1:1/0"
 NOWHERE_AMQP = "amqp://guest:guest@127.0.0.1:1//"  # pragma: allowlist secret
@@ -22,8 +20,8 @@ def test_healthz_answers_200_when_database_broker_redis_and_cache_answer(client)
 
 
 @pytest.mark.django_db
-def test_healthz_answers_503_and_names_the_broker_when_rabbitmq_is_down_within_seconds(client, monkeypatch):
-    monkeypatch.setattr(celery_app.conf, "broker_url", NOWHERE_AMQP)
+def test_healthz_answers_503_and_names_the_broker_when_rabbitmq_is_down_within_seconds(client, broker_at):
+    broker_at(NOWHERE_AMQP)
     started = time.monotonic()
     response = client.get(reverse("healthz"))
     took = time.monotonic() - started
@@ -56,8 +54,8 @@ def test_healthz_answers_503_and_names_the_cache_when_the_cache_redis_is_down(cl
 
 
 @pytest.mark.django_db
-def test_readiness_asks_the_database_only_so_a_broker_blip_drains_no_web_pod(client, monkeypatch, settings):
-    monkeypatch.setattr(celery_app.conf, "broker_url", NOWHERE_AMQP)
+def test_readiness_asks_the_database_only_so_a_broker_blip_drains_no_web_pod(client, broker_at, settings):
+    broker_at(NOWHERE_AMQP)
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": NOWHERE_REDIS}}
     assert client.get(reverse("healthz")).status_code == 503
     response = client.get(reverse("healthz") + "?ready")
