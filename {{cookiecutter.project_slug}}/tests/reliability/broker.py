@@ -13,7 +13,7 @@ from django.conf import settings
 from kombu import Connection, Producer
 
 from config import broker_rabbitmq
-from config.celery_app import app as celery_app
+from tests.reliability.sending import Sending
 from tools.rabbitmq_server import RabbitMQServer
 from tools.redis_server import RedisServer
 
@@ -22,12 +22,11 @@ AMQP_ERRORS = Connection("amqp://").connection_errors + Connection("amqp://").ch
 SETTLE_CONFIRM = 1.0
 
 
-class Broker:
+class Broker(Sending):
     """A RabbitMQ node with the project's quorum queues declared, a Redis beside it, and a producer for them."""
 
     # Which shape of broker, for the scenario lines.
     shape = "rabbitmq"
-    ssl = None
     # What a read of it raises while it restarts or stalls: refused or dropped connections, rabbitmqctl's failure.
     errors: tuple[type[BaseException], ...] = (OSError, RuntimeError, *AMQP_ERRORS)
 
@@ -50,18 +49,6 @@ class Broker:
     def redis_url(self) -> str:
         """REDIS_URL of the scenario's processes: a redis-server of its own."""
         return self.redis.url
-
-    def send(self, name: str, *, args: tuple | list = (), kwargs: dict | None = None, **options) -> str:
-        """Send a task by name, routed as the project routes it; return its id."""
-        return self.send_many(name, [args], kwargs=kwargs, **options)[0]
-
-    def send_many(self, name: str, arguments: list[tuple | list], *, kwargs: dict | None = None, **options):
-        """Send one task per item of ``arguments`` over one connection; return their ids."""
-        with celery_app.connection_for_write(self.url) as connection:
-            return [
-                celery_app.send_task(name, args=args, kwargs=kwargs, connection=connection, **options).id
-                for args in arguments
-            ]
 
     def push_raw(self, queue: str, message: bytes, headers: dict | None = None) -> None:
         """Publish bytes to a queue as they are, the way a buggy or foreign producer could."""
@@ -145,7 +132,7 @@ import ssl
 
 import redis
 
-from config.celery_app import app as celery_app
+from tests.reliability.sending import Sending
 from tools.redis_server import RedisServer
 
 # How many of a queue's messages Redis holds, read in one atomic step: queued, on a worker's claim list (taken off the
@@ -161,7 +148,7 @@ return held
 """
 
 
-class Broker:
+class Broker(Sending):
     """A redis-server with AOF and noeviction (as the compose files run it), and a producer for it.
 
     ``server``: one of another shape (an ACL user, TLS), not started yet; a password-less plain one by default.
@@ -192,18 +179,6 @@ class Broker:
     def redis_url(self) -> str:
         """REDIS_URL of the scenario's processes: the broker's server."""
         return self.server.url
-
-    def send(self, name: str, *, args: tuple | list = (), kwargs: dict | None = None, **options) -> str:
-        """Send a task by name, routed as the project routes it; return its id."""
-        return self.send_many(name, [args], kwargs=kwargs, **options)[0]
-
-    def send_many(self, name: str, arguments: list[tuple | list], *, kwargs: dict | None = None, **options):
-        """Send one task per item of ``arguments`` over one connection; return their ids."""
-        with celery_app.connection_for_write(self.url, ssl=self.ssl) as connection:
-            return [
-                celery_app.send_task(name, args=args, kwargs=kwargs, connection=connection, **options).id
-                for args in arguments
-            ]
 
     def push_raw(self, queue: str, message: bytes) -> None:
         """Put bytes on a queue's list as they are, the way a buggy or foreign producer could."""

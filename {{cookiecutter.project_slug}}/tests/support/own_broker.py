@@ -9,7 +9,6 @@ takes none of their messages, nor they its. ``env`` is what such a process needs
 import contextlib
 import subprocess
 import time
-from collections.abc import Callable
 
 import redis
 from django.conf import settings
@@ -62,14 +61,6 @@ class OwnBroker:
         """For a failure message: every queue's (ready, unacknowledged)."""
         return self._counts()
 
-    def settles_at(self, read: Callable[[], int], expected: int, timeout: float = 10) -> int:
-        """``read()`` once it returns ``expected``, or its last value after ``timeout`` s: RabbitMQ's counts are
-        statistics the node emits every 0.1 s (tools/rabbitmq_server.py), a moment behind the queue itself."""
-        deadline = time.monotonic() + timeout
-        while (value := read()) != expected and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return value
-
     def close(self) -> None:
         self.client.flushdb()
         self.client.close()
@@ -84,9 +75,6 @@ also their REDIS_URL (the task metrics, the cache, the counts test tasks keep).
 The in-process test workers consume the session's database; a worker process started on its own database takes
 none of their messages, nor they its. ``env`` is what such a process needs (REDIS_URL).
 """
-
-import time
-from collections.abc import Callable
 
 import redis
 
@@ -109,14 +97,6 @@ class OwnBroker:
     def held(self) -> int:
         """Every message the database holds: queued, or taken and not yet acknowledged."""
         return sum(self.ready(queue) for queue in ("default", "io", "cpu")) + self.unacked()
-
-    def settles_at(self, read: Callable[[], int], expected: int, timeout: float = 10) -> int:
-        """``read()`` once it returns ``expected`` (a worker acks a moment after the effect a test waits for), or its
-        last value after ``timeout`` s."""
-        deadline = time.monotonic() + timeout
-        while (value := read()) != expected and time.monotonic() < deadline:
-            time.sleep(0.1)
-        return value
 
     def close(self) -> None:
         self.client.flushdb()

@@ -34,3 +34,12 @@ def wait_until(  # noqa: UP047 (see T above)
                 f"timed out after {timeout} s waiting for {awaited}; the last check returned {reprlib.repr(value)}"
             )
         time.sleep(interval)
+
+
+def settles_at(read: Callable[[], int], expected: int, timeout: float = 10) -> int:
+    """``read()`` once it returns ``expected``, or its last value after ``timeout`` s: for a count that moves a moment
+    after what the test waited for (a worker acks after the effect; RabbitMQ's counts are statistics, 0.1 s behind)."""
+    deadline = time.monotonic() + timeout
+    while (value := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value

@@ -22,7 +22,7 @@ from config.celery_app import app as celery_app
 from {{ cookiecutter.project_slug }}.taskqueue import metrics, retries
 from {{ cookiecutter.project_slug }}.taskqueue.message_limits import CountdownTooLongError
 from {{ cookiecutter.project_slug }}.taskqueue.models import FailedTask
-from tests.support.waiting import wait_until
+from tests.support.waiting import settles_at, wait_until
 from tests.taskqueue.tasks import record_delivery, reject_without_requeue, retry_too_far_ahead
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,7 +40,7 @@ def test_a_retry_past_task_max_countdown_becomes_a_dead_letter_with_its_reason(
     assert "TASK_MAX_COUNTDOWN" in failed.message
     assert (failed.args, failed.queue) == (["too-late"], "default")
     # The original message was acked: nothing of it is left in the broker to be delivered again.
-    assert session_broker.settles_at(session_broker.unacked, 0) == 0
+    assert settles_at(session_broker.unacked, 0) == 0
     assert session_broker.ready("default") == 0
 
     counted = wait_until(
@@ -101,4 +101,4 @@ def test_a_message_rejected_without_requeue_becomes_a_dead_letter_with_its_queue
         "rejected without requeue: order 7 cannot be processed",
     )
     assert (failed.args, failed.queue) == (["order 7"], "default")
-    assert session_broker.settles_at(session_broker.unacked, 0) == 0
+    assert settles_at(session_broker.unacked, 0) == 0

@@ -19,7 +19,7 @@ import pytest
 
 from config.celery_app import app as celery_app
 from tests.support.database import database_url
-from tests.support.waiting import wait_until
+from tests.support.waiting import settles_at, wait_until
 from tests.taskqueue.shutdown_tasks import fetch_counted, fetch_hanging_once, sleep_counted
 from tools.procfile import StartScript
 
@@ -95,7 +95,7 @@ def test_sigterm_lets_a_prefork_workers_running_task_finish(start_worker, broker
     terminate(worker, timeout=60)
     assert count(client, "prefork", "finished") == 1
     assert count(client, "prefork", "started") == 1
-    assert broker.settles_at(broker.held, 0) == 0, "the finished task was left in the queue and would run again"
+    assert settles_at(broker.held, 0) == 0, "the finished task was left in the queue and would run again"
 
 
 def test_sigterm_on_the_io_worker_finishes_a_short_task_and_requeues_a_hung_one_without_waiting_for_it(
@@ -117,8 +117,8 @@ def test_sigterm_on_the_io_worker_finishes_a_short_task_and_requeues_a_hung_one_
     # The short task finished within the window and was acked; the hung one's message is back in its queue.
     assert (count(client, "short", "started"), count(client, "short", "finished")) == (1, 1)
     assert count(client, "hung", "finished") == 0
-    assert broker.settles_at(lambda: broker.ready("io"), 1) == 1
-    assert broker.settles_at(broker.unacked, 0) == 0
+    assert settles_at(lambda: broker.ready("io"), 1) == 1
+    assert settles_at(broker.unacked, 0) == 0
     start_worker("compose/start-worker-io")
     wait_until(lambda: count(client, "hung", "finished"), timeout=30, what="the requeued task to run")
     assert count(client, "hung", "started") == 2
@@ -135,7 +135,7 @@ def test_a_countdown_waits_in_rabbitmq_not_in_the_idle_io_worker_which_exits_at_
     terminate(worker, timeout=SOFT_SHUTDOWN_TIMEOUT + EXIT_MARGIN)
     assert "Initiating Soft Shutdown" not in worker.output()
     assert "Task tests.fetch_counted" not in worker.output(), "the worker took the message before it was due"
-    assert broker.settles_at(broker.held, 1) == 1, f"the countdown's message is not in RabbitMQ: {broker.counts()}"
+    assert settles_at(broker.held, 1) == 1, f"the countdown's message is not in RabbitMQ: {broker.counts()}"
     assert broker.ready("io") == 0
     assert count(client, "later", "started") == 0
 {%- else -%}

@@ -2,30 +2,19 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
-from django_redis import get_redis_connection
 from redis.exceptions import NoPermissionError
 
+from {{ cookiecutter.project_slug }}.health import probes
 from {{ cookiecutter.project_slug }}.taskqueue import broker_redis
 from {{ cookiecutter.project_slug }}.taskqueue.views import bears_metrics_token
 
 logger = logging.getLogger(__name__)
 
 
-def _database_ok() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        return cursor.fetchone() == (1,)
-
-
 def _broker_ok() -> bool:
     return bool(broker_redis.client().ping())
-
-
-def _cache_ok() -> bool:
-    return bool(get_redis_connection("default").ping())
 
 
 def broker_memory() -> dict:
@@ -59,20 +48,8 @@ def healthz(request):
     works and an enqueue fails within its own timeouts; the full check stays for alerts and uptime monitors.
     """
     if "ready" in request.GET:
-        try:
-            ready = _database_ok()
-        except Exception:  # any failure of the probe means not ready, whatever its type
-            logger.warning("Readiness check of the database failed", exc_info=True)
-            ready = False
-        return JsonResponse({"status": "ok" if ready else "error", "checks": {"database": "ok" if ready else "error"}},
-                            status=200 if ready else 503)  # fmt: skip
-    checks = {}
-    for name, probe in (("database", _database_ok), ("redis", _broker_ok), ("cache", _cache_ok)):
-        try:
-            checks[name] = "ok" if probe() else "error"
-        except Exception:  # any failure of the probe means unhealthy, whatever its type
-            logger.warning("Health check %s failed", name, exc_info=True)
-            checks[name] = "error"
+        return probes.readiness()
+    checks = probes.run((("database", probes.database_ok), ("redis", _broker_ok), ("cache", probes.cache_ok)))
     healthy = all(state == "ok" for state in checks.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "error", "checks": checks}
     if checks["redis"] == "ok":

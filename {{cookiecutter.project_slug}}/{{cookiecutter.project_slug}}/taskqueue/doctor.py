@@ -43,6 +43,12 @@ class Finding:
         return f"{self.level:<7} {self.subject}: {self.text}" + (f" Fix: {self.fix}" if self.fix else "")
 
 
+def unreachable(subject: str, service: str, exc: BaseException, fix: str, cost: str = "") -> Finding:
+    """The error for a service that did not answer: what failed, how (the exception), what that costs, the fix."""
+    text = f"cannot reach {service} ({type(exc).__name__}: {exc})" + (f": {cost}." if cost else ".")
+    return Finding(ERROR, subject, text, fix)
+
+
 # --- Redis -----------------------------------------------------------------------------------------
 
 
@@ -306,14 +312,8 @@ def broker_findings() -> list[Finding]:
                 ]
             return findings + queue_findings(conn)
     except Exception as exc:  # any failure to reach the broker is the finding
-        return [
-            Finding(
-                ERROR,
-                "broker",
-                f"cannot reach the broker ({type(exc).__name__}: {exc}).",
-                "check CELERY_BROKER_URL (user, password, virtual host) and the network path from this process.",
-            )
-        ]
+        fix = "check CELERY_BROKER_URL (user, password, virtual host) and the network path from this process."
+        return [unreachable("broker", "the broker", exc, fix)]
 
 
 def state_findings() -> list[Finding]:
@@ -325,14 +325,8 @@ def state_findings() -> list[Finding]:
         client.ping()
         return server_findings("redis", client) + command_findings("redis", client)
     except Exception as exc:
-        return [
-            Finding(
-                ERROR,
-                "redis",
-                f"cannot reach the state Redis ({type(exc).__name__}: {exc}): no task metrics, no beat tick.",
-                "check REDIS_STATE_URL / REDIS_URL.",
-            )
-        ]
+        fix = "check REDIS_STATE_URL / REDIS_URL."
+        return [unreachable("redis", "the state Redis", exc, fix, "no task metrics, no beat tick")]
 {%- else -%}
 @contextmanager
 def broker_client() -> Iterator[tuple[Redis, str]]:
@@ -354,14 +348,8 @@ def broker_findings() -> list[Finding]:
             findings += command_findings("broker", client)
             return findings
     except Exception as exc:  # any failure to reach the broker is the finding
-        return [
-            Finding(
-                ERROR,
-                "broker",
-                f"cannot reach the broker ({type(exc).__name__}: {exc}).",
-                "check CELERY_BROKER_URL / REDIS_URL, REDIS_CA_CERTS and the network path from this process.",
-            )
-        ]
+        fix = "check CELERY_BROKER_URL / REDIS_URL, REDIS_CA_CERTS and the network path from this process."
+        return [unreachable("broker", "the broker", exc, fix)]
 {%- endif %}
 
 
@@ -376,14 +364,8 @@ def cache_findings() -> list[Finding]:
         client.ping()
         return command_findings("cache", client)
     except Exception as exc:
-        return [
-            Finding(
-                ERROR,
-                "cache",
-                f"cannot reach the cache Redis ({type(exc).__name__}: {exc}): beat cannot take its lock.",
-                "check REDIS_CACHE_URL / REDIS_URL.",
-            )
-        ]
+        fix = "check REDIS_CACHE_URL / REDIS_URL."
+        return [unreachable("cache", "the cache Redis", exc, fix, "beat cannot take its lock")]
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------------
@@ -412,14 +394,7 @@ def database_findings(base_dir: Path) -> list[Finding]:
     try:
         limit, origin = database_limit()
     except Exception as exc:
-        return [
-            Finding(
-                ERROR,
-                "database",
-                f"cannot reach the database ({type(exc).__name__}: {exc}).",
-                "check DATABASE_URL.",
-            )
-        ]
+        return [unreachable("database", "the database", exc, "check DATABASE_URL.")]
     if limit is None:
         return [Finding(OK, "database", f"{origin}: no server connection limit to check.")]
     findings = []
