@@ -68,6 +68,7 @@ OPTION_PATHS = {
         "tests/support/dead_letter_queue.py",
         "tests/test_rabbitmq_server.py",
         "compose/rabbitmq.conf",
+        "tests/reliability/test_long_runs.py",
     ],
 }
 
