@@ -195,11 +195,18 @@ STANDIN_IMAGES = {
     "python:3.13-slim": "python",
     "redis:7": "redis",
     "postgres:15": "postgres",
+    "rabbitmq:3.13-management": "rabbitmq",
 }
 MAILPIT_STANDIN = "mailpit"
 # The Debian suite each stand-in's FROM line names (template-tests/<suite>-minbase); the mailpit one is built on
 # the python stand-in.
-STANDIN_SUITES = {"python": "trixie", "redis": "bookworm", "postgres": "bookworm", MAILPIT_STANDIN: "trixie"}
+STANDIN_SUITES = {
+    "python": "trixie",
+    "redis": "bookworm",
+    "postgres": "bookworm",
+    "rabbitmq": "bookworm",
+    MAILPIT_STANDIN: "trixie",
+}
 HOST_CA_BUNDLE = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
 
 

@@ -1,10 +1,12 @@
 """The generated project's images and compose stacks, run for real on a Docker engine (`pytest -m containers`).
 
-For the default bake and the all-off bake: every Dockerfile target builds; the production image runs as a
-non-root user without tests, tools or env files; `docker-compose.yml` and then `docker-compose.production.yml`
-come up with every long-running service healthy within HEALTH_BUDGET, answer /healthz/, run one task through each
-queue's worker container, guard Flower with basic auth, hold the beat lock, catch local mail, redirect production's
-plain HTTP to https, and log no ERROR line or traceback; `down -v` at the end. The local stack runs from a git
+For the default bake, the all-off bake and a RabbitMQ bake: every Dockerfile target builds; the production image
+runs as a non-root user without tests, tools or env files; `docker-compose.yml` and then
+`docker-compose.production.yml` come up with every long-running service healthy within HEALTH_BUDGET, answer
+/healthz/, run one task through each queue's worker container, guard Flower with basic auth, hold the beat lock,
+catch local mail, redirect production's plain HTTP to https, and log no ERROR line or traceback; `down -v` at the
+end. In the RabbitMQ bake the node lists the project's queues as quorum queues with their delivery limit and
+dead-letter exchange. The local stack runs from a git
 clone of the bake, as a teammate gets it (the committed local env files are all it needs), and an edited task module
 restarts its workers (compose/local/reload.py), whose new task then runs.
 
@@ -51,6 +53,15 @@ BAKES = {
         "use_sentry": "n",
         "ci_tool": "none",
     },
+    # RabbitMQ as the broker (Redis stays for the cache, results and state), Flower on: both stacks, a task through
+    # each queue, the queues quorum queues as declared. The delivery scenarios run on the default bake only.
+    "rabbitmq": {
+        "project_name": "Ct Rabbit",
+        "broker": "rabbitmq",
+        "include_examples": "n",
+        "use_sentry": "n",
+        "ci_tool": "none",
+    },
 }
 HEALTH_BUDGET = 240.0  # seconds for a whole stack to report healthy (measured: about 70 s)
 TASK_BUDGET = 60.0
@@ -91,6 +102,7 @@ class Project:
     path: Path
     slug: str
     flower: bool
+    broker: str = "redis"
     times: dict[str, float] = field(default_factory=dict)
 
 
@@ -221,7 +233,8 @@ def project(request, engine: Engine, tmp_path_factory: pytest.TempPathFactory) -
     name = request.param
     path = bake_project(tmp_path_factory.mktemp(f"containers-{name}"), **BAKES[name])
     flower = BAKES[name].get("use_flower", "y") == "y"
-    baked = Project(name=name, path=path, slug=path.name, flower=flower)
+    broker = BAKES[name].get("broker", "redis")
+    baked = Project(name=name, path=path, slug=path.name, flower=flower, broker=broker)
     for target, tag, args in (
         ("builder", f"{baked.slug}_builder", []),
         ("runtime", f"{baked.slug}_production_django", []),
@@ -277,7 +290,7 @@ def teammate_clone(project: Project, destination: Path) -> Project:
     subprocess.run(["git", "clone", "-q", str(project.path), str(clone)], check=True, capture_output=True)
     assert not (clone / ".env").exists()
     assert not (clone / ".envs/.production").exists()
-    return Project(name=project.name, path=clone, slug=project.slug, flower=project.flower)
+    return Project(name=project.name, path=clone, slug=project.slug, flower=project.flower, broker=project.broker)
 
 
 RELOAD_PROBE = """
@@ -302,6 +315,7 @@ def test_local_stack(engine: Engine, project: Project, tmp_path: Path):
         status, _, body = http(stack.url("web", "/healthz/"), "localhost")
         assert status == 200, body
         _check_queues(stack)
+        _check_rabbitmq(stack, clone, ".envs/.local/.rabbitmq")
         _check_flower(stack, clone, env)
         _check_beat_lock(stack, auth=None)
         # Local mail goes to the mail catcher.
@@ -362,6 +376,7 @@ def test_production_stack(engine: Engine, project: Project):
         assert status in (301, 302, 307, 308), status
         assert headers.get("Location", "").startswith(f"https://{domain}"), headers
         _check_queues(stack)
+        _check_rabbitmq(stack, project, ".envs/.production/.rabbitmq")
         _check_flower(stack, project, env)
         _check_beat_lock(stack, auth=redis_password)
         _check_logs(stack)
@@ -386,6 +401,29 @@ def _check_queues(stack: Stack) -> None:
             f"task {sent} on the {queue} queue",
             lambda service=service, sent=sent: f"[{sent}] succeeded" in stack.logs(service),
         )
+
+
+def _check_rabbitmq(stack: Stack, project: Project, env_file: str) -> None:
+    """A RabbitMQ project's queues, as the node lists them: quorum queues in the project's virtual host, with the
+    delivery limit and the dead-letter exchange its settings declare, and the dead-letter queue they feed."""
+    if project.broker != "rabbitmq":
+        assert "rabbitmq" not in stack.services()
+        return
+    vhost = read_env_file(project.path / env_file)["RABBITMQ_DEFAULT_VHOST"]
+    listed = stack.compose(
+        "exec", "-T", "rabbitmq", "rabbitmqctl", "list_queues", "-q", "-p", vhost, "name", "type", "arguments",
+        "--formatter", "json",
+    ).stdout  # fmt: skip
+    queues = {queue["name"]: queue for queue in json.loads(listed)}
+    for name in ("default", "io", "cpu", "dead-letters"):
+        assert name in queues, f"{name} not declared in {vhost}: {sorted(queues)}"
+        assert queues[name]["type"] == "quorum", queues[name]
+    for name in ("default", "io", "cpu"):
+        # rabbitmqctl's JSON lists a queue's arguments as AMQP table entries: [name, type, value].
+        arguments = {argument: value for argument, _, value in queues[name]["arguments"]}
+        assert arguments.get("x-dead-letter-exchange") == "dead-letters", arguments
+        assert arguments.get("x-dead-letter-strategy") == "at-least-once", arguments
+        assert int(arguments.get("x-delivery-limit", 0)) > 0, arguments
 
 
 def _check_flower(stack: Stack, project: Project, env: dict[str, str]) -> None:
