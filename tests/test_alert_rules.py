@@ -1,4 +1,5 @@
-"""The alert rules in the generated docs/monitoring.md pass `promtool check rules` and fire as their text says.
+"""The alert rules in the generated docs/monitoring.md pass `promtool check rules` and fire as their text says,
+for either broker.
 
 `promtool test rules` (Debian's `prometheus` package) evaluates them against series written here: each alert
 fires on the series it is for, stays silent on the others, and its summary reads right (a beat that never ticked
@@ -94,14 +95,58 @@ CASES = [
 ]
 
 
-def test_alert_rules_are_valid_and_fire_as_their_summaries_say(bake, tmp_path):
-    project = bake()
+# A RabbitMQ project has no message age: its queue alert is a backlog that does not shrink (docs/monitoring.md).
+RABBITMQ_CASES = [
+    *CASES[:3],
+    {
+        # default: 50 waiting and not moving; io: a backlog draining; cpu: empty. Only default fires.
+        "interval": "1m",
+        "input_series": [
+            {"series": 'celery_queue_length{queue="default"}', "values": "50x20"},
+            {"series": 'celery_queue_length{queue="io"}', "values": "500-10x20"},
+            {"series": 'celery_queue_length{queue="cpu"}', "values": "0x20"},
+            {"series": "celery_dead_letters_waiting", "values": "0x20"},
+        ],
+        "alert_rule_test": [
+            alert(
+                "TaskQueueBacklogNotDraining",
+                "12m",
+                "Queue default: 50 messages waiting, and the backlog is not shrinking",
+                severity="page",
+                queue="default",
+            ),
+            alert("TaskDeadLettersWaiting", "20m"),
+        ],
+    },
+    {
+        # A queue with no worker: its backlog grows; it fires once the growth has lasted `for`.
+        "interval": "1m",
+        "input_series": [{"series": 'celery_queue_length{queue="io"}', "values": "0 0 1+3x20"}],
+        "alert_rule_test": [
+            alert("TaskQueueBacklogNotDraining", "5m"),
+            alert(
+                "TaskQueueBacklogNotDraining",
+                "10m",
+                "Queue io: 25 messages waiting, and the backlog is not shrinking",
+                severity="page",
+                queue="io",
+            ),
+        ],
+    },
+]
+
+
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq"])
+def test_alert_rules_are_valid_and_fire_as_their_summaries_say(bake, tmp_path, broker):
+    project = bake(broker=broker)
     rules = tmp_path / "rules.yml"
     rules.write_text(alert_rules(project))
     checked = subprocess.run([promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    cases = RABBITMQ_CASES if broker == "rabbitmq" else CASES
+    assert ("TaskQueueOldestMessageTooOld" in rules.read_text()) == (broker == "redis")
     tests = tmp_path / "tests.yml"
-    tests.write_text(yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": "1m", "tests": CASES}))
+    tests.write_text(yaml.safe_dump({"rule_files": [rules.name], "evaluation_interval": "1m", "tests": cases}))
     run = subprocess.run(
         [promtool(), "test", "rules", str(tests)], cwd=tmp_path, capture_output=True, text=True, check=False
     )
