@@ -87,11 +87,6 @@ def validate(answers: dict[str, str]) -> list[str]:
     for field, allowed in CHOICES.items():
         if answers[field] not in allowed:
             problems.append(f"{field}: {answers[field]!r} is not one of {', '.join(allowed)}")
-    if answers["broker"] == "rabbitmq" and answers["use_kubernetes"] == "y":
-        problems.append(
-            "use_kubernetes: the Kubernetes manifests scale each worker on its Redis queue's length (KEDA's redis "
-            "trigger) and are not written for broker=rabbitmq yet: answer use_kubernetes=n with RabbitMQ"
-        )
     return problems
 
 

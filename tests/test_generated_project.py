@@ -29,11 +29,13 @@ COMBINATIONS = {
         "use_sentry": "n",
         "ci_tool": "none",
     },
-    # Its suite starts a RabbitMQ node of its own (Debian's rabbitmq-server) besides its Redis.
-    "rabbitmq": {"broker": "rabbitmq"},
+    # Its suite starts a RabbitMQ node of its own (Debian's rabbitmq-server) besides its Redis; its manifests scale
+    # on RabbitMQ queues.
+    "rabbitmq": {"broker": "rabbitmq", "use_kubernetes": "y"},
 }
-# The bake the Kubernetes and no-Flower tests read.
+# The bakes the Kubernetes tests read (one per broker) and the one the no-Flower tests read.
 KUBERNETES = "redis-results+sentry+kubernetes+gitlab"
+KUBERNETES_RABBITMQ = "rabbitmq"
 NO_FLOWER = "no-results+no-flower+no-ci"
 UNRENDERED = re.compile(r"{{\s*cookiecutter|{%-?\s*(if|for|endif|raw)\b|cookiecutter\.")
 # Django's own templates use {% if %} and {% for %}: in them only a cookiecutter variable is left over.

@@ -51,14 +51,6 @@ def test_a_list_choice_outside_its_list_is_rejected_by_cookiecutter_and_nothing_
     assert list(tmp_path.iterdir()) == []
 
 
-def test_rabbitmq_with_kubernetes_is_refused_before_anything_is_written(tmp_path):
-    # The manifests scale each worker on its Redis list (KEDA's redis trigger): not written for RabbitMQ yet.
-    result = run_cookiecutter(tmp_path, broker="rabbitmq", use_kubernetes="y")
-    assert result.returncode != 0
-    assert "use_kubernetes: the Kubernetes manifests scale each worker on its Redis queue's length" in result.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_every_bad_answer_is_reported_at_once(tmp_path):
     result = run_cookiecutter(tmp_path, email="nope", timezone="Nowhere/City")
     assert "email: 'nope'" in result.stderr

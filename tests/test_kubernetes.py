@@ -4,8 +4,8 @@ Kubernetes objects are validated with kubernetes-validate (PyPI, pinned in pypro
 strict JSON schemas it ships for KUBERNETES_VERSION. KEDA's ScaledObject and TriggerAuthentication
 are validated against KEDA_SCHEMAS below: written here from KEDA 2.16's documented spec
 (keda.sh/docs/2.16: "ScaledObject specification", the "Redis Lists Or Strings" scaler and its Sentinel
-variant, "Authentication"), limited to the list fields of those two scalers and refusing any other;
-KEDA's own CRD is not vendored or fetched.
+variant, the "RabbitMQ Queue" scaler, "Authentication"), limited to the fields of those scalers and refusing
+any other; KEDA's own CRD is not vendored or fetched. Every test runs on a bake of each broker.
 
 checkov (PyPI, the test group) runs its Kubernetes policies over the rendered overlay offline; every check
 it fails must be in the table of docs/deploy-kubernetes.md, "checkov", with its reason, and every check in
@@ -33,7 +33,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from bakery import run_cookiecutter
-from test_generated_project import COMBINATIONS, KUBERNETES
+from test_generated_project import COMBINATIONS, KUBERNETES, KUBERNETES_RABBITMQ
 
 KUBERNETES_VERSION = "1.33.0"
 OVERLAY = "deploy/kubernetes/overlays/production"
@@ -52,6 +52,55 @@ REDIS_AUTH_PARAMETERS = (
     "address", "host", "port", "username", "password", "tls", "ca", "cert", "key", "keyPassword",
     "addresses", "hosts", "ports", "sentinelMaster", "sentinelUsername", "sentinelPassword",
 )  # fmt: skip
+# The rabbitmq trigger's fields (KEDA 2.16, "RabbitMQ Queue"; host, username and password only from a Secret here).
+RABBITMQ_TRIGGER_FIELDS = (
+    "protocol", "mode", "value", "activationValue", "queueName", "vhostName", "useRegex", "excludeUnacknowledged",
+    "pageSize", "operation", "timeout", "unsafeSsl",
+)  # fmt: skip
+RABBITMQ_AUTH_PARAMETERS = ("host", "username", "password", "tls", "ca", "cert", "key", "keyPassword")
+_AUTHENTICATION_REF = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {"name": _STRING},
+}
+TRIGGER_SCHEMAS = [
+    {
+        "type": "object",
+        "required": ["type", "metadata"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"enum": ["redis", "redis-sentinel"]},
+            "metadata": {
+                "type": "object",
+                "required": ["listName", "listLength"],
+                "additionalProperties": False,
+                # KEDA reads trigger metadata as strings.
+                "properties": dict.fromkeys(REDIS_TRIGGER_FIELDS, _STRING),
+            },
+            "authenticationRef": _AUTHENTICATION_REF,
+        },
+    },
+    {
+        "type": "object",
+        "required": ["type", "metadata"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"const": "rabbitmq"},
+            "metadata": {
+                "type": "object",
+                "required": ["queueName", "mode", "value"],
+                "additionalProperties": False,
+                "properties": {
+                    **dict.fromkeys(RABBITMQ_TRIGGER_FIELDS, _STRING),
+                    "protocol": {"enum": ["amqp", "http", "auto"]},
+                    "mode": {"enum": ["QueueLength", "MessageRate"]},
+                },
+            },
+            "authenticationRef": _AUTHENTICATION_REF,
+        },
+    },
+]
 KEDA_SCHEMAS = {
     "ScaledObject": {
         "type": "object",
@@ -76,31 +125,7 @@ KEDA_SCHEMAS = {
                     "cooldownPeriod": _INT,
                     "minReplicaCount": _INT,
                     "maxReplicaCount": _INT,
-                    "triggers": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "required": ["type", "metadata"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "type": {"enum": ["redis", "redis-sentinel"]},
-                                "metadata": {
-                                    "type": "object",
-                                    "required": ["listName", "listLength"],
-                                    "additionalProperties": False,
-                                    # KEDA reads trigger metadata as strings.
-                                    "properties": dict.fromkeys(REDIS_TRIGGER_FIELDS, _STRING),
-                                },
-                                "authenticationRef": {
-                                    "type": "object",
-                                    "required": ["name"],
-                                    "additionalProperties": False,
-                                    "properties": {"name": _STRING},
-                                },
-                            },
-                        },
-                    },
+                    "triggers": {"type": "array", "minItems": 1, "items": {"oneOf": TRIGGER_SCHEMAS}},
                 },
             },
         },
@@ -125,7 +150,7 @@ KEDA_SCHEMAS = {
                             "required": ["parameter", "name", "key"],
                             "additionalProperties": False,
                             "properties": {
-                                "parameter": {"enum": list(REDIS_AUTH_PARAMETERS)},
+                                "parameter": {"enum": sorted({*REDIS_AUTH_PARAMETERS, *RABBITMQ_AUTH_PARAMETERS})},
                                 "name": _STRING,
                                 "key": _STRING,
                             },
@@ -138,16 +163,36 @@ KEDA_SCHEMAS = {
 }
 
 
+BROKERS = {KUBERNETES: "redis", KUBERNETES_RABBITMQ: "rabbitmq"}
+# Where each broker's trigger names its queue, and the Secret KEDA reads it with.
+QUEUE_FIELD = {"redis": "listName", "rabbitmq": "queueName"}
+
+
+@pytest.fixture(scope="module", params=list(BROKERS), ids=list(BROKERS.values()))
+def project(request, bake_once) -> Path:
+    return bake_once(request.param, **COMBINATIONS[request.param])
+
+
 @pytest.fixture(scope="module")
-def project(bake_once) -> Path:
-    return bake_once(KUBERNETES, **COMBINATIONS[KUBERNETES])
+def broker(project) -> str:
+    return "rabbitmq" if (project / "config/broker_rabbitmq.py").exists() else "redis"
+
+
+def render(project: Path) -> list[dict]:
+    if shutil.which("kubectl"):
+        return kubectl_kustomize(project / OVERLAY)
+    return assemble(project / OVERLAY)
 
 
 @pytest.fixture(scope="module")
 def rendered(project) -> list[dict]:
-    if shutil.which("kubectl"):
-        return kubectl_kustomize(project / OVERLAY)
-    return assemble(project / OVERLAY)
+    return render(project)
+
+
+@pytest.fixture(scope="module")
+def redis_rendered(bake_once) -> list[dict]:
+    """The Redis bake only, for what only a Redis broker has (Sentinel)."""
+    return render(bake_once(KUBERNETES, **COMBINATIONS[KUBERNETES]))
 
 
 def kubectl_kustomize(directory: Path) -> list[dict]:
@@ -277,9 +322,11 @@ def test_a_keda_field_outside_the_spec_is_refused(rendered):
         jsonschema.validate(scaled, KEDA_SCHEMAS["ScaledObject"])
 
 
-def test_every_declared_queue_has_exactly_one_autoscaled_worker_deployment(rendered, project):
+def test_every_declared_queue_has_exactly_one_autoscaled_worker_deployment(rendered, project, broker):
     settings = (project / "config/settings/base.py").read_text()
-    declared = re.findall(r'Queue\("(\w+)"\)', settings.split("CELERY_TASK_QUEUES", 1)[1].split(")\n", 1)[0] + ")")
+    # Queue("io") with a Redis broker, broker_rabbitmq.task_queue("io", ...) with RabbitMQ.
+    queues = settings.split("CELERY_TASK_QUEUES = (", 1)[1].split("\n)\n", 1)[0]
+    declared = re.findall(r'(?:Queue|task_queue)\("(\w+)"', queues)
     assert sorted(declared) == sorted(WORKERS.values())
     deployments = _by_kind(rendered, "Deployment")
     consumers = {}
@@ -291,7 +338,9 @@ def test_every_declared_queue_has_exactly_one_autoscaled_worker_deployment(rende
                 consumers.setdefault(queue, []).append(name)
     assert consumers == {queue: [name] for name, queue in WORKERS.items()}
     scaled = _by_kind(rendered, "ScaledObject")
-    assert {name: so["spec"]["triggers"][0]["metadata"]["listName"] for name, so in scaled.items()} == WORKERS
+    queue_field = QUEUE_FIELD[broker]
+    assert {name: so["spec"]["triggers"][0]["metadata"][queue_field] for name, so in scaled.items()} == WORKERS
+    assert {trigger["type"] for so in scaled.values() for trigger in so["spec"]["triggers"]} == {broker}
     for name in WORKERS:
         assert scaled[name]["spec"]["scaleTargetRef"]["name"] == name
         assert "replicas" not in deployments[name]["spec"], "the ScaledObject owns the replica count"
@@ -343,21 +392,29 @@ def test_probes_beat_and_grace_periods(rendered):
     assert beat_container["readinessProbe"]["exec"]["command"] == ["compose/healthcheck-beat"]
 
 
-def test_keda_reads_the_brokers_address_credentials_and_tls_from_a_secret(rendered):
+def test_keda_reads_the_brokers_address_credentials_and_tls_from_a_secret(rendered, broker):
     (auth,) = [doc for doc in rendered if doc["kind"] == "TriggerAuthentication"]
+    secret = f"{broker}-auth"
+    # Redis: the URL taken apart (KEDA's redis scaler has no URL parameter); RabbitMQ: the amqp(s):// URL whole.
+    parameters = ("address", "username", "password", "tls", "ca") if broker == "redis" else ("host",)
+    assert auth["metadata"]["name"] == secret
     assert {ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["spec"]["secretTargetRef"]} == {
-        parameter: ("redis-auth", parameter) for parameter in ("address", "username", "password", "tls", "ca")
+        parameter: (secret, parameter) for parameter in parameters
     }
     for scaled in (doc for doc in rendered if doc["kind"] == "ScaledObject"):
         for trigger in scaled["spec"]["triggers"]:
-            assert "address" not in trigger["metadata"], "the address comes from the Secret, as REDIS_URL's does"
+            assert not {"address", "host"} & set(trigger["metadata"]), "the address comes from the Secret"
             # KEDA refuses enableTLS/unsafeSsl next to the TriggerAuthentication's tls parameter.
             assert not {"enableTLS", "unsafeSsl"} & set(trigger["metadata"]), scaled["metadata"]["name"]
-            assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+            assert trigger["authenticationRef"]["name"] == secret
+            if broker == "rabbitmq":
+                # amqp: a passive declare's ready count, the backlog (http would add the unacked, the running tasks).
+                assert (trigger["metadata"]["protocol"], trigger["metadata"]["mode"]) == ("amqp", "QueueLength")
 
 
-def test_the_documented_sentinel_variant_validates_against_the_keda_spec(rendered):
+def test_the_documented_sentinel_variant_validates_against_the_keda_spec(redis_rendered):
     """docs/deploy-kubernetes.md, "A managed Redis": the trigger type and two parameters change, nothing else."""
+    rendered = redis_rendered
     scaled = copy.deepcopy(_by_kind(rendered, "ScaledObject")["worker"])
     scaled["spec"]["triggers"][0]["type"] = "redis-sentinel"
     jsonschema.validate(scaled, KEDA_SCHEMAS["ScaledObject"])
@@ -416,7 +473,7 @@ def test_flower_holds_no_value_of_the_django_secret(rendered, project):
     }
 
 
-def test_the_secrets_script_writes_every_secret_the_manifests_read(rendered, project):
+def test_the_secrets_script_writes_every_secret_the_manifests_read(rendered, project, broker):
     script = (project / "deploy/kubernetes/secrets").read_text()
     written = set(re.findall(r"^apply_secret ([\w-]+) ", script, re.MULTILINE))
     read = set().union(*(_secrets_read(pod) for _, pod in _pod_specs(rendered)))
@@ -425,7 +482,7 @@ def test_the_secrets_script_writes_every_secret_the_manifests_read(rendered, pro
         for auth in _by_kind(rendered, "TriggerAuthentication").values()
         for ref in auth["spec"]["secretTargetRef"]
     }
-    assert written == read == {"django-env", "flower-env", "redis-auth"}
+    assert written == read == {"django-env", "flower-env", f"{broker}-auth"}
 
 
 @pytest.mark.parametrize("script", ["deploy", "secrets"])
@@ -457,11 +514,23 @@ def test_every_worker_and_web_has_a_disruption_budget(rendered):
         assert budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == name
 
 
-def test_only_the_projects_pods_reach_the_datastores(rendered, project):
+def test_only_the_projects_pods_reach_the_datastores(rendered, project, broker):
     policy = _by_kind(rendered, "NetworkPolicy")["datastores-from-project-only"]
     project_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": project.name.replace("_", "-")}}}
-    assert project_pods in policy["spec"]["ingress"][0]["from"]
+    project_rule, keda_rule = policy["spec"]["ingress"]
+    assert project_rule["from"] == [project_pods]
     assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (components,) = policy["spec"]["podSelector"]["matchExpressions"]
+    # KEDA reads the broker only: Redis's port with a Redis broker, AMQP's (and AMQPS's) with RabbitMQ.
+    broker_ports = [6379] if broker == "redis" else [5672, 5671]
+    if broker == "rabbitmq":
+        assert components["values"] == ["postgresql", "redis", "rabbitmq"]
+        assert [port["port"] for port in project_rule["ports"]] == [5432, 6379, *broker_ports]
+    else:
+        assert components["values"] == ["postgresql", "redis"]
+        assert [port["port"] for port in project_rule["ports"]] == [5432, 6379]
+    assert keda_rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}}}]
+    assert [port["port"] for port in keda_rule["ports"]] == broker_ports
 
 
 def _documented_checkov_skips(project: Path) -> dict[str, str]:

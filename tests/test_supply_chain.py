@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from bakery import TEMPLATE_DIR, run_in
+from test_generated_project import COMBINATIONS
 
 CI_TOOLS = ["github", "gitlab", "none"]
 # The linters come from the template's `test` group, installed next to this interpreter.
@@ -208,7 +209,7 @@ def test_the_committed_files_pass_the_secret_scanning_hook(ci_project, tmp_path)
 
 def test_a_rabbitmq_projects_committed_files_pass_the_secret_scanning_hook(bake_once, tmp_path):
     """Its broker URLs in the settings, the Makefile and the README are the local node's guest user, marked so."""
-    copy, files = committed_copy(bake_once("rabbitmq", broker="rabbitmq"), tmp_path)
+    copy, files = committed_copy(bake_once("rabbitmq", **COMBINATIONS["rabbitmq"]), tmp_path)
     assert ".envs/.local/.rabbitmq" in files
     assert not any(path.startswith(".envs/.production/") for path in files)
     scan = secret_scan(copy, files)

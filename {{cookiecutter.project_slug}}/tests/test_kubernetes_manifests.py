@@ -196,7 +196,7 @@ def run_script(
         [str(PROJECT_DIR / "deploy/kubernetes" / script), *arguments], cwd=PROJECT_DIR, env=environment,
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    return result, calls.read_text().splitlines()
+    return result, calls.read_text().splitlines() if calls.exists() else []
 
 
 def run_deploy(tmp_path: Path, job_status: str) -> tuple[subprocess.CompletedProcess, list[str]]:
@@ -228,7 +228,12 @@ def test_a_failed_migrate_job_stops_the_deploy_with_its_log(tmp_path):
 ENV_FILE = """DJANGO_SETTINGS_MODULE=config.settings.production
 DJANGO_SECRET_KEY=the-signing-key
 DATABASE_URL=postgres://app:db-password@postgres:5432/app
+{%- if cookiecutter.broker == "rabbitmq" %}
+REDIS_URL=redis://:redis-password@redis:6379/0
+CELERY_BROKER_URL={broker_url}
+{%- else %}
 REDIS_URL={redis_url}
+{%- endif %}
 DJANGO_EMAIL_HOST=smtp.example.com
 METRICS_TOKEN=the-metrics-token
 {%- if cookiecutter.use_sentry == "y" %}
@@ -241,10 +246,24 @@ FLOWER_PASSWORD=flower-password
 """
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+BROKER_URL = "amqps://app:p%40ss@rabbitmq.example:5671/app"
+
+
+def secrets_script(tmp_path: Path, broker_url: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    env_file = tmp_path / "production.env"
+    env_file.write_text(ENV_FILE.format(broker_url=broker_url))
+    return run_script(tmp_path, "secrets", str(env_file))
+
+
+def run_secrets(tmp_path: Path, *, broker_url: str = BROKER_URL):
+    result, calls = secrets_script(tmp_path, broker_url)
+{%- else -%}
 def run_secrets(tmp_path: Path, extra: str = "", *, redis_url: str = "rediss://app:p%40ss@redis.example:6380/0"):
     env_file = tmp_path / "production.env"
     env_file.write_text(ENV_FILE.format(redis_url=redis_url) + extra)
     result, calls = run_script(tmp_path, "secrets", str(env_file))
+{%- endif %}
     assert result.returncode == 0, result.stderr
     return calls, tmp_path / "calls"
 
@@ -262,16 +281,29 @@ def test_the_secrets_script_gives_each_secret_only_what_its_readers_use(tmp_path
     namespace = PROJECT_DIR.name.replace("_", "-")
     created = [call.split()[5] for call in calls if call.startswith(f"-n {namespace} create secret generic")]
 {%- if cookiecutter.use_flower == "y" %}
-    assert created == ["django-env", "flower-env", "redis-auth"]
+    assert created == ["django-env", "flower-env", "{{ cookiecutter.broker }}-auth"]
     django_env = _env(Path(f"{recorded}.django-env.env"))
     assert "FLOWER_PASSWORD" not in django_env
     assert set(_env(Path(f"{recorded}.flower-env.env"))) == {
-        "FLOWER_USER", "FLOWER_PASSWORD", "REDIS_URL",{% if cookiecutter.use_sentry == "y" %} "SENTRY_DSN",{% endif %}
+        "FLOWER_USER", "FLOWER_PASSWORD", {% if cookiecutter.broker == "rabbitmq" %}"CELERY_BROKER_URL", {% endif %}"REDIS_URL",{% if cookiecutter.use_sentry == "y" %} "SENTRY_DSN",{% endif %}
     }  # fmt: skip
 {%- else %}
-    assert created == ["django-env", "redis-auth"]
+    assert created == ["django-env", "{{ cookiecutter.broker }}-auth"]
     django_env = _env(Path(f"{recorded}.django-env.env"))
 {%- endif %}
+{%- if cookiecutter.broker == "rabbitmq" %}
+    assert django_env["DATABASE_URL"] == "postgres://app:db-password@postgres:5432/app"
+    # KEDA's view of the broker: the workers' URL as it is (KEDA takes the user, password and virtual host from it).
+    assert _auth(Path(f"{recorded}.rabbitmq-auth")) == {"host": BROKER_URL}
+
+
+def test_the_secrets_script_refuses_a_broker_url_keda_cannot_read(tmp_path):
+    result, calls = secrets_script(tmp_path, "redis://redis:6379/0")
+    assert result.returncode == 1
+    assert "CELERY_BROKER_URL in" in result.stderr
+    assert "must be the RabbitMQ's amqp:// or amqps:// URL, not 'redis://redis:6379/0'" in result.stderr
+    assert calls == [], "nothing applied"
+{%- else %}
     assert django_env["DATABASE_URL"] == "postgres://app:db-password@postgres:5432/app"
     # KEDA's view of the broker: the workers' URL taken apart, TLS on for rediss://.
     assert _auth(Path(f"{recorded}.redis-auth")) == {
@@ -286,11 +318,16 @@ def test_keda_follows_a_separate_broker_url_and_its_sentinels(tmp_path):
         "address": "sentinel-1:26379,sentinel-2:26379", "username": "", "password": "pw", "tls": "disable",
         "ca": "", "sentinelMaster": "primary",
     }  # fmt: skip
+{%- endif %}
 {%- if cookiecutter.use_flower == "y" %}
 
 
 def test_flower_starts_its_celery_app_with_only_its_own_secret_and_the_stand_ins(tmp_path):
+{%- if cookiecutter.broker == "rabbitmq" %}
+    _, recorded = run_secrets(tmp_path, broker_url="amqp://app:pw@localhost:5672/app")
+{%- else %}
     _, recorded = run_secrets(tmp_path, redis_url="redis://:pw@localhost:6379/0")
+{%- endif %}
     (flower,) = [
         document
         for document in yaml.safe_load_all((BASE / "flower.yaml").read_text())
@@ -311,5 +348,5 @@ def test_flower_starts_its_celery_app_with_only_its_own_secret_and_the_stand_ins
         cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert loaded.returncode == 0, loaded.stderr
-    assert loaded.stdout.strip() == "redis://:pw@localhost:6379/0"
+    assert loaded.stdout.strip() == "{% if cookiecutter.broker == "rabbitmq" %}amqp://app:pw@localhost:5672/app{% else %}redis://:pw@localhost:6379/0{% endif %}"
 {%- endif %}
