@@ -83,13 +83,7 @@ def assert_numbers(figures: dict, path: str) -> None:
             assert value >= 0, f"{path}.{key} is {value!r}"
 
 
-def test_quick_benchmark_reports_every_workload_with_and_without_celery_defaults(bake, template_venv, redis_server):
-    project = bake()
-    redis_cli(redis_server, "SET", "users:data", "kept")
-
-    result = celery_bench(project, template_venv, redis_server, "--quick", "--compare-defaults", "--json")
-
-    report = json.loads(result.stdout)
+def assert_every_workload_with_and_without_defaults(report: dict) -> None:
     for run in ("project", "defaults"):
         workers = report["runs"][run]["workers"]
         assert set(workers) == {"default", "io", "cpu"}, f"{run} workers: {workers}"
@@ -102,6 +96,16 @@ def test_quick_benchmark_reports_every_workload_with_and_without_celery_defaults
     assert report["runs"]["project"]["settings_module"] == "config.settings.local"
     assert report["runs"]["defaults"]["settings_module"] == "tools.bench.celery_defaults"
     assert len(report["ratios"]) == 6
+
+
+def test_quick_benchmark_reports_every_workload_with_and_without_celery_defaults(bake, template_venv, redis_server):
+    project = bake()
+    redis_cli(redis_server, "SET", "users:data", "kept")
+
+    result = celery_bench(project, template_venv, redis_server, "--quick", "--compare-defaults", "--json")
+
+    report = json.loads(result.stdout)
+    assert_every_workload_with_and_without_defaults(report)
     # The project's database 0 is not the benchmark's, and the benchmark's is left empty.
     assert redis_cli(redis_server, "GET", "users:data") == "kept"
     assert redis_cli(redis_server, "-n", "15", "DBSIZE") == "0"
@@ -145,3 +149,33 @@ def test_quick_herd_run_compares_the_project_transport_with_kombus_on_two_worker
     assert herd["figures"]["stock"]["2"]["scripts_per_task"] == 0
     assert set(herd["project_to_stock"]["2"]) == {"commands_per_task", "tasks_per_second"}
     assert redis_cli(redis_server, "-n", "15", "DBSIZE") == "0"
+
+
+def test_rabbitmq_project_benchmarks_every_workload_on_a_rabbitmq_node_it_starts(bake, template_venv):
+    project = bake(broker="rabbitmq")
+    # Nothing answers at the project's own broker and Redis URLs: every figure comes from the nodes it starts.
+    unused = {
+        "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}//",
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+    }  # pragma: allowlist secret
+
+    result = run_in(
+        project, "python", "manage.py", "celery_bench", "--start-rabbitmq", "--quick", "--compare-defaults", "--json",
+        venv=template_venv, env=unused, timeout=600,
+    )  # fmt: skip
+
+    report = json.loads(result.stdout)
+    assert_every_workload_with_and_without_defaults(report)
+    assert report["machine"]["rabbitmq_server"].count(".") == 2, report["machine"]
+    assert report["machine"]["redis_server"], report["machine"]
+
+
+def test_rabbitmq_project_refuses_the_redis_only_herd_mode_saying_why(bake, template_venv):
+    project = bake(broker="rabbitmq")
+    result = run_in(
+        project, "python", "manage.py", "celery_bench", "--herd", "--quick",
+        venv=template_venv, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "broker is RabbitMQ" in result.stderr
+    assert "Redis commands per task" in result.stderr

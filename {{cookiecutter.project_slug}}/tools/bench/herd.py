@@ -17,6 +17,7 @@ from celery import Celery
 from tools.bench import tasks
 from tools.bench.errors import BenchmarkError
 from tools.bench.reporting import done_key
+from tools.bench.runner import use_broker
 from tools.bench.workloads import Progress
 from tools.procfile import ProcfileProcess
 
@@ -104,7 +105,7 @@ def run_herd(
     tasks_per_run: int = 1000,
     rounds: int = 1,
 ) -> dict:
-    app.conf.broker_url = redis_url
+    use_broker(app, redis_url)
     client = redis.Redis.from_url(redis_url)
     transports = {"project": project_settings, "stock": STOCK_TRANSPORT_SETTINGS}
     runs: dict[str, dict[str, list[dict]]] = {name: {str(count): [] for count in consumers} for name in transports}

@@ -94,10 +94,14 @@ def markdown_table(result: dict) -> str:
             cells += [format_cell(row, defaults), f"{result['ratios'][ratio_key(row)]:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     machine = result["machine"]
+    # On RabbitMQ, Redis holds the task state and the benchmark's counters; RabbitMQ, the queues.
+    servers = f"Redis {machine['redis_server']}" + (
+        f", RabbitMQ {machine['rabbitmq_server']}" if "rabbitmq_server" in machine else ""
+    )
     lines += [
         "",
         f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['os']}; Python {machine['python']}, "
-        f"Celery {machine['celery']}, kombu {machine['kombu']}, Redis {machine['redis_server']}.",
+        f"Celery {machine['celery']}, kombu {machine['kombu']}, {servers}.",
     ]
     lines += [f"- Workers ({name}): {describe_workers(run)}." for name, run in runs.items()]
     summary = f"- Figures are medians of {runs['project']['rounds']} round(s)"

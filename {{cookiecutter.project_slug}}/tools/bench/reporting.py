@@ -1,4 +1,4 @@
-"""Where benchmark tasks report back: counters and latency samples in the broker's Redis database.
+"""Where benchmark tasks report back: counters and latency samples in REDIS_URL's database (the broker's, on Redis).
 
 The benchmark reads these instead of task results, so it measures the project's
 settings (results ignored) and not a result backend.

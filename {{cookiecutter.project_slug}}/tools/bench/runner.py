@@ -1,7 +1,9 @@
 """One benchmark run: start the workers with a settings module, run every workload, stop the workers."""
 
+import os
 import statistics
 
+import redis
 from celery import Celery
 
 from tools.bench.errors import BenchmarkError
@@ -27,7 +29,7 @@ def run_workloads(
         progress(f"[{name}] {label}", done, total)
 
     client = redis_client(redis_url)
-    client.flushdb()  # the database was claimed (scratch_redis.claim): nothing here is anyone else's
+    empty(app, client, redis_url)
     workers = BenchmarkWorkers(app, redis_url, settings_module, env)
     try:
         labelled("workers ready", 0, len(workers.processes))
@@ -43,8 +45,22 @@ def run_workloads(
             raise BenchmarkError(f"{error}\n{tails}") from error
     finally:
         workers.stop()
-        client.flushdb()
+        empty(app, client, redis_url)
     return {"settings_module": settings_module, "workers": described, "workloads": figures}
+
+
+def use_broker(app: Celery, url: str) -> None:
+    """Send from this process to `url`: Celery reads CELERY_BROKER_URL from the environment before its settings."""
+    os.environ["CELERY_BROKER_URL"] = url
+    app.conf.broker_url = url
+
+
+def empty(app: Celery, client: redis.Redis, redis_url: str) -> None:
+    """Flush the benchmark's Redis database (claimed: nothing there is anyone else's); on RabbitMQ, whose queues are
+    not in it, purge the task queues too (claimed as well: scratch_rabbitmq.claim_queues)."""
+    client.flushdb()
+    if app.conf.broker_url != redis_url:
+        app.control.purge()
 
 
 def median_figures(rounds: list[dict]) -> dict:
@@ -69,10 +85,14 @@ def run_benchmark(
     progress: Progress,
     compare_defaults: bool,
     rounds: int,
+    broker_url: str | None = None,
 ) -> dict[str, dict]:
-    """The project's settings and (if asked) Celery's defaults on the same pools, `rounds` times each."""
-    # Everything this process sends goes to the benchmark's database, like its workers.
-    app.conf.broker_url = redis_url
+    """The project's settings and (if asked) Celery's defaults on the same pools, `rounds` times each.
+
+    The broker is the benchmark's Redis database unless `broker_url` names another (RabbitMQ).
+    """
+    # Everything this process sends goes to the benchmark's broker, like its workers.
+    use_broker(app, broker_url or redis_url)
     configurations: dict[str, tuple[str, dict[str, str]]] = {"project": (project_settings, {})}
     if compare_defaults:
         configurations["defaults"] = (CELERY_DEFAULTS_SETTINGS, {"BENCH_PROJECT_SETTINGS": project_settings})
@@ -96,10 +116,16 @@ def run_benchmark(
 
 
 def run_metrics_comparison(
-    app: Celery, redis_url: str, project_settings: str, sizes: Sizes, progress: Progress, rounds: int
+    app: Celery,
+    redis_url: str,
+    project_settings: str,
+    sizes: Sizes,
+    progress: Progress,
+    rounds: int,
+    broker_url: str | None = None,
 ) -> dict:
     """Workload (a), no-op throughput, with the task metrics on and off (TASK_METRICS), alternated `rounds` times."""
-    app.conf.broker_url = redis_url
+    use_broker(app, broker_url or redis_url)
     configurations = {"metrics_on": {"TASK_METRICS": "true"}, "metrics_off": {"TASK_METRICS": "false"}}
     measured: dict[str, list[float]] = {name: [] for name in configurations}
     for number in range(1, rounds + 1):

@@ -1,4 +1,4 @@
-"""The Procfile's worker processes, started as the Procfile starts them, against the benchmark's Redis."""
+"""The Procfile's worker processes, started as the Procfile starts them, against the benchmark's broker and Redis."""
 
 import secrets
 import signal
@@ -22,7 +22,7 @@ def short_pool_name(implementation: str) -> str:
 class BenchmarkWorkers:
     """Every Procfile process that runs a Celery worker, with its own node name and the benchmark tasks.
 
-    Only the Redis URLs and DJANGO_SETTINGS_MODULE differ from what the Procfile runs; pool, concurrency
+    Only the broker and Redis URLs and DJANGO_SETTINGS_MODULE differ from what the Procfile runs; pool, concurrency
     and queues are the Procfile's own (and its environment variables, e.g. CELERY_IO_CONCURRENCY).
     """
 
@@ -32,6 +32,7 @@ class BenchmarkWorkers:
         procfile = process_definitions.definitions(PROJECT_DIR)[process_definitions.PROCFILE]
         self.queues = process_definitions.consumers(procfile, {queue.name for queue in app.conf.task_queues})
         worker_env = {
+            "CELERY_BROKER_URL": app.conf.broker_url,
             "REDIS_URL": redis_url,
             **worker_role_env(redis_url),
             "DJANGO_SETTINGS_MODULE": settings_module,
