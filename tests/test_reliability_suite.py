@@ -55,8 +55,8 @@ def test_generated_reliability_suite_passes_on_postgresql_with_no_task_lost_or_d
 
 # The RabbitMQ bake: its reliability marker holds the delivery contracts (8 of them the welcome email's) and the
 # scenarios that are not Redis-shaped (docs/reliability.md of that bake).
-RABBITMQ_TESTS = 35
-RABBITMQ_SCENARIOS = 12
+RABBITMQ_TESTS = 36
+RABBITMQ_SCENARIOS = 13
 
 
 def test_a_rabbitmq_projects_reliability_suite_passes_with_no_task_lost_or_duplicated(
@@ -72,6 +72,7 @@ def test_a_rabbitmq_projects_reliability_suite_passes_with_no_task_lost_or_dupli
     assert len(figures) == RABBITMQ_SCENARIOS, result.stdout[-3000:]
     assert "rabbitmq-restart" in figures
     assert "long-run" in figures
+    assert "bad-input" in figures
     for scenario, figure in figures.items():
         warnings.warn(ReliabilityFigure(figure.group(0)), stacklevel=1)
         assert (figure["lost"], figure["duplicated"]) == ("0", "0"), scenario

@@ -254,7 +254,7 @@ CELERY_TASK_ACKS_LATE = True
 # ...including when the pool child is killed (OOM, segfault); tasks are idempotent because of this.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One reserved message per pool slot, so a busy worker does not hoard long tasks; with late acks this costs
-# nothing measurable on prefork and on the io thread pool, unlike gevent ({% if cookiecutter.broker == "redis" %}docs/performance.md{% else %}measured on Redis{% endif %}).
+# nothing measurable on prefork and on the io thread pool, unlike gevent (docs/performance.md{% if cookiecutter.broker == "rabbitmq" %}, measured on Redis{% endif %}).
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
 # Every task gets a soft limit (raises SoftTimeLimitExceeded to clean up) and a hard kill.
@@ -290,6 +290,9 @@ CELERY_BROKER_HEARTBEAT = 30
 # default, rabbitmq.conf): with late acks that is a task's whole run. State the server's value here (seconds) and
 # check celery.E021 keeps every task's run bound (its hard time limit; on the io queue its io_timeout) under it.
 RABBITMQ_CONSUMER_TIMEOUT = env.int("RABBITMQ_CONSUMER_TIMEOUT", default=1800)
+# A message whose body no worker can decode is rejected into the dead-letter queue, where Celery would ack it and
+# lose it (taskqueue/patches/celery_worker.py).
+CELERY_WORKER_CONSUMER = "{{ cookiecutter.project_slug }}.taskqueue.patches.celery_worker:DeadLetteringConsumer"
 {%- else -%}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Redis redelivers an unacked message after this many seconds: it must exceed the hard limit
@@ -456,7 +459,7 @@ HEALTH_REDIS_MEMORY_WARNING_RATIO = env.float("HEALTH_REDIS_MEMORY_WARNING_RATIO
 # METRICS (docs/monitoring.md)
 # ------------------------------------------------------------------------------
 # Workers count task outcomes and run times in Redis (metrics: keys); web's /metrics renders them with the queues'
-# depth and oldest-message age for Prometheus (taskqueue/metrics.py). Off: no per-task cost{% if cookiecutter.broker == "redis" %} (celery_bench measures it){% endif %}.
+# depth and oldest-message age for Prometheus (taskqueue/metrics.py). Off: no per-task cost (celery_bench measures it).
 TASK_METRICS = env.bool("TASK_METRICS", default=True)
 # Each process writes its counts to Redis at most this often (seconds): one transaction instead of a write per task.
 TASK_METRICS_FLUSH_INTERVAL = env.float("TASK_METRICS_FLUSH_INTERVAL", default=1.0)

@@ -50,14 +50,16 @@ class Broker(Sending):
         """REDIS_URL of the scenario's processes: a redis-server of its own."""
         return self.redis.url
 
-    def push_raw(self, queue: str, message: bytes, headers: dict | None = None) -> None:
+    def push_raw(
+        self, queue: str, message: bytes, headers: dict | None = None, content_type: str = "application/json"
+    ) -> None:
         """Publish bytes to a queue as they are, the way a buggy or foreign producer could."""
         with Connection(self.url) as connection:
             Producer(connection).publish(
                 message,
                 exchange=broker_rabbitmq.TASKS_EXCHANGE,
                 routing_key=queue,
-                content_type="application/json",
+                content_type=content_type,
                 content_encoding="utf-8",
                 headers=headers or {},
             )

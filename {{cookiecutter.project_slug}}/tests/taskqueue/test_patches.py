@@ -11,13 +11,20 @@ import tomllib
 from types import SimpleNamespace
 
 from kombu import Consumer
+{%- endif %}
 
 from config.celery_app import app as celery_app
-{%- else %}
-{% endif %}
 from {{ cookiecutter.project_slug }}.taskqueue import patches
 from {{ cookiecutter.project_slug }}.taskqueue.patches import report
+{%- if cookiecutter.broker == "rabbitmq" %}
+from {{ cookiecutter.project_slug }}.taskqueue.patches.celery_worker import (
+    DEAD_LETTERING_CONSUMER,
+    ThreadsTaskPool,
+    report_consumer,
+)
+{%- else %}
 from {{ cookiecutter.project_slug }}.taskqueue.patches.celery_worker import ThreadsTaskPool
+{%- endif %}
 from tests.support.waiting import wait_until
 from tools.procfile import PROJECT_DIR
 
@@ -59,6 +66,17 @@ def test_a_worker_says_at_start_how_each_of_its_queues_is_declared(celery_worker
     assert "'x-queue-type': 'quorum'" in queue_line
     assert "'x-delivery-limit': 10" in queue_line
     assert "'x-dead-letter-strategy': 'at-least-once'" in queue_line
+
+
+def test_a_worker_says_at_start_whether_it_rejects_undecodable_messages_into_the_dead_letters(celery_workers, caplog):
+    # tests/reliability/test_bad_amqp_messages.py sends them to a real worker.
+    assert celery_app.conf.worker_consumer == DEAD_LETTERING_CONSUMER
+    caplog.set_level(logging.INFO, logger=report.logger.name)
+    report_consumer(sender=celery_workers["io"].consumer)
+    assert "Undecodable messages are rejected into the dead-letter queue" in caplog.text
+    report_consumer(sender=object())
+    (warning,) = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert "a message whose body cannot be decoded is acked and lost" in warning.message
 {%- else -%}
 def test_a_worker_says_at_start_that_its_queue_gets_the_atomic_claim(celery_workers, caplog):
     caplog.set_level(logging.INFO, logger=report.logger.name)

@@ -60,6 +60,13 @@ def test_publishes_are_confirmed_and_task_queues_are_quorum_queues_with_a_delive
     for queue in celery_app.conf.task_queues:
         assert queue.queue_arguments["x-queue-type"] == "quorum", queue
         assert queue.queue_arguments["x-delivery-limit"] == settings.TASK_DELIVERY_LIMIT, queue
+
+
+def test_a_workers_broker_connection_agrees_a_30_second_heartbeat_with_rabbitmq(celery_workers):
+    # Celery heartbeats on a worker's connection (a sender's is short-lived). RabbitMQ offers 60 s and the lower offer
+    # wins: a broker gone silent (a crashed VM, a dropped route) is noticed within two missed beats of 30 s.
+    connection = celery_workers["default"].consumer.connection.connection
+    assert connection.heartbeat == settings.CELERY_BROKER_HEARTBEAT == 30
 {%- else -%}
 def test_visibility_timeout_exceeds_hard_limit_plus_max_countdown():
     visibility = celery_app.conf.broker_transport_options["visibility_timeout"]

@@ -1,4 +1,8 @@
+{% if cookiecutter.broker == "rabbitmq" -%}
+"""Three changes to Celery's worker: the request of every project task, the threads pool, and the consumer.
+{%- else -%}
 """Two changes to Celery's worker: the request of every project task, and the threads pool.
+{%- endif %}
 
 Upstream: celery 5.7 (tested with 5.7.0). pyproject.toml caps celery there.
 
@@ -23,10 +27,20 @@ Upstream: celery 5.7 (tested with 5.7.0). pyproject.toml caps celery there.
    the worker has finished shutting down, the process exits without joining it. A warm shutdown still
    waits for every task, as upstream. ``on_apply`` is upstream's with one change: each thread is marked
    while it runs a task, as the executor's threads stay alive between tasks.
+{%- if cookiecutter.broker == "rabbitmq" %}
+
+3. ``DeadLetteringConsumer`` (``CELERY_WORKER_CONSUMER``, config/settings/base.py). A message whose body cannot be
+   decoded (not JSON, a wrong content encoding) is logged and acked by celery/worker/consumer/consumer.py
+   ``Consumer.on_decode_error`` "so it doesn't enter a loop": gone, with a log line as its only trace, while the
+   other bad messages (no Celery headers, an unknown task, a refused serializer) are rejected and so reach the
+   queues' dead-letter exchange. Here it is rejected without requeue too, after the same log line: RabbitMQ keeps it
+   in the ``dead-letters`` queue (``x-death`` reason ``rejected``), where it cannot loop.
+{%- endif %}
 
 To remove it: once ``Request.on_timeout`` pushes ``self._context`` itself, drop ``Request`` from
 base_task.py; once Celery's threads pool implements ``terminate_job`` and a bounded cold stop, drop
-``patched_celery_worker.install()`` from config/celery_app.py; then delete this module.
+``patched_celery_worker.install()`` from config/celery_app.py;{% if cookiecutter.broker == "rabbitmq" %} once ``on_decode_error`` rejects without requeue,
+drop ``CELERY_WORKER_CONSUMER`` from the settings;{% endif %} then delete this module.
 """
 
 import logging
@@ -40,11 +54,20 @@ from celery.concurrency.base import apply_target
 from celery.exceptions import Reject
 from celery.signals import worker_ready
 from celery.worker import state
+{%- if cookiecutter.broker == "rabbitmq" %}
+from celery.worker.consumer import consumer as upstream_consumer
+{%- endif %}
 from celery.worker.request import ExceptionWithTraceback, Request  # billiard's, as Celery imports it
+{%- if cookiecutter.broker == "rabbitmq" %}
+from kombu.utils.encoding import safe_repr
+{%- endif %}
 
 logger = logging.getLogger("{{ cookiecutter.project_slug }}.taskqueue.patches")
 
 THREADS_POOL = f"{__name__}:ThreadsTaskPool"
+{%- if cookiecutter.broker == "rabbitmq" %}
+DEAD_LETTERING_CONSUMER = f"{__name__}:DeadLetteringConsumer"
+{%- endif %}
 # The exit status of a worker that left a hung task thread behind (its message was returned to the queue).
 EXIT_WITH_ABANDONED_THREADS = 1
 
@@ -133,11 +156,42 @@ class ThreadsTaskPool(thread.TaskPool):
         os._exit(EXIT_WITH_ABANDONED_THREADS)
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+class DeadLetteringConsumer(upstream_consumer.Consumer):
+    def on_decode_error(self, message, exc):
+        # Upstream's log line, word for word (operators search for it), then a reject instead of its ack.
+        upstream_consumer.logger.critical(
+            upstream_consumer.MESSAGE_DECODE_ERROR,
+            exc,
+            message.content_type,
+            message.content_encoding,
+            safe_repr(message.headers),
+            upstream_consumer.dump_body(message, message.body),
+            exc_info=1,
+        )
+        logger.error("Rejected the undecodable message: RabbitMQ keeps it in the dead-letter queue.")
+        message.reject_log_error(logger, self.connection_errors, requeue=False)
+
+
+{% endif -%}
 def install() -> None:
     """Make ``-P threads`` (the Procfile's io worker) use ThreadsTaskPool."""
     concurrency.ALIASES["threads"] = THREADS_POOL
 
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+@worker_ready.connect
+def report_consumer(sender=None, **kwargs):
+    if isinstance(sender, DeadLetteringConsumer):
+        logger.info("Undecodable messages are rejected into the dead-letter queue (patches/celery_worker.py).")
+    else:
+        logger.warning(
+            "Consumer without the project's patch: a message whose body cannot be decoded is acked and lost "
+            "(patches/celery_worker.py; CELERY_WORKER_CONSUMER)."
+        )
+
+
+{% endif -%}
 @worker_ready.connect
 def report_pool(sender=None, **kwargs):
     pool = getattr(sender, "pool", None)
