@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from bakery import TEMPLATE_DIR, run_in
-from test_generated_project import COMBINATIONS
+from test_generated_project import COMBINATIONS, KUBERNETES
 
 CI_TOOLS = ["github", "gitlab", "none"]
 # The linters come from the template's `test` group, installed next to this interpreter.
@@ -207,10 +207,21 @@ def test_the_committed_files_pass_the_secret_scanning_hook(ci_project, tmp_path)
     assert scan.returncode == 0, scan.stdout
 
 
+def test_a_kubernetes_projects_committed_files_pass_the_secret_scanning_hook(bake_once, tmp_path):
+    """The manifests' automountServiceAccountToken is a boolean, and the made-up credentials of
+    tests/test_kubernetes_manifests.py are marked so."""
+    copy, files = committed_copy(bake_once(KUBERNETES, **COMBINATIONS[KUBERNETES]), tmp_path)
+    assert "deploy/kubernetes/base/workers.yaml" in files
+    scan = secret_scan(copy, files)
+    assert scan.returncode == 0, scan.stdout
+
+
 def test_a_rabbitmq_projects_committed_files_pass_the_secret_scanning_hook(bake_once, tmp_path):
-    """Its broker URLs in the settings, the Makefile and the README are the local node's guest user, marked so."""
+    """Its broker URLs in the settings, the Makefile and the README are the local node's guest user, marked so; it
+    has the Kubernetes manifests too."""
     copy, files = committed_copy(bake_once("rabbitmq", **COMBINATIONS["rabbitmq"]), tmp_path)
     assert ".envs/.local/.rabbitmq" in files
+    assert "deploy/kubernetes/base/autoscaling.yaml" in files
     assert not any(path.startswith(".envs/.production/") for path in files)
     scan = secret_scan(copy, files)
     assert scan.returncode == 0, scan.stdout
