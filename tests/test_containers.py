@@ -424,6 +424,12 @@ def _check_rabbitmq(stack: Stack, project: Project, env_file: str) -> None:
         assert arguments.get("x-dead-letter-exchange") == "dead-letters", arguments
         assert arguments.get("x-dead-letter-strategy") == "at-least-once", arguments
         assert int(arguments.get("x-delivery-limit", 0)) > 0, arguments
+    # compose/rabbitmq.conf reached the node: its consumer_timeout (ms) is the settings' RABBITMQ_CONSUMER_TIMEOUT (s),
+    # which celery.E021 holds every task's run under.
+    configured = stack.compose(
+        "exec", "-T", "rabbitmq", "rabbitmqctl", "eval", "application:get_env(rabbit, consumer_timeout).",
+    ).stdout.strip()  # fmt: skip
+    assert configured == "{ok,1800000}", configured
 
 
 def _check_flower(stack: Stack, project: Project, env: dict[str, str]) -> None:

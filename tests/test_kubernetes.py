@@ -164,7 +164,7 @@ KEDA_SCHEMAS = {
 
 
 BROKERS = {KUBERNETES: "redis", KUBERNETES_RABBITMQ: "rabbitmq"}
-# Where each broker's trigger names its queue, and the Secret KEDA reads it with.
+# The field in which each broker's trigger names its queue.
 QUEUE_FIELD = {"redis": "listName", "rabbitmq": "queueName"}
 
 
