@@ -459,7 +459,7 @@ HEALTH_REDIS_MEMORY_WARNING_RATIO = env.float("HEALTH_REDIS_MEMORY_WARNING_RATIO
 # METRICS (docs/monitoring.md)
 # ------------------------------------------------------------------------------
 # Workers count task outcomes and run times in Redis (metrics: keys); web's /metrics renders them with the queues'
-# depth and oldest-message age for Prometheus (taskqueue/metrics.py). Off: no per-task cost (celery_bench measures it).
+# depth{% if cookiecutter.broker == "redis" %} and oldest-message age{% endif %} for Prometheus (taskqueue/metrics.py). Off: no per-task cost (celery_bench measures it).
 TASK_METRICS = env.bool("TASK_METRICS", default=True)
 # Each process writes its counts to Redis at most this often (seconds): one transaction instead of a write per task.
 TASK_METRICS_FLUSH_INTERVAL = env.float("TASK_METRICS_FLUSH_INTERVAL", default=1.0)
