@@ -3,6 +3,7 @@
 import contextlib
 from pathlib import Path
 
+from tests.support.waiting import wait_until
 from tools.procfile import ProcfileProcess
 
 # Production's timeouts shortened, so that waiting for a redelivery takes seconds, in the relations the
@@ -119,3 +120,12 @@ class Deployment:
             for process in self.processes
             if process.process is not None
         )
+
+
+def assert_no_crash_loop(worker: Node, broker) -> None:
+    """After bad input: the same worker process ran everything, and nothing bad is left to come back."""
+    assert worker.process is not None
+    assert worker.process.poll() is None, f"the worker exited with {worker.process.returncode}"
+    assert worker.output().count(" ready.") == 1, "the worker started more than once"
+    assert broker.queued("default") == 0, f"{broker.queued('default')} messages left in the default queue"
+    wait_until(lambda: broker.unacked() == 0, timeout=30, what="every message to be acked or rejected")

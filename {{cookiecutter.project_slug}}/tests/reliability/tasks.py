@@ -43,10 +43,11 @@ def apply_effect_after_a_retry(self, key: str, wait_for: str = "") -> None:
 
 
 @shared_task(name="reliability.apply_effect_when_signalled", bind=True)
-def apply_effect_when_signalled(self, key: str, wait_for: str) -> None:
-    """Apply the effect and finish once the test raises ``wait_for``: the run ends, and is acked, during a fault."""
+def apply_effect_when_signalled(self, key: str, wait_for: str, timeout: float = 60.0) -> None:
+    """Apply the effect and finish once the test raises ``wait_for`` (within ``timeout`` s): the run ends, and is
+    acked, during a fault."""
     run_id = ledger.start_run(key, self.request.id)
-    ledger.wait_for_signal(wait_for)
+    ledger.wait_for_signal(wait_for, timeout=timeout)
     ledger.apply_effect_once(key, run_id)
     ledger.finish_run(run_id)
 
