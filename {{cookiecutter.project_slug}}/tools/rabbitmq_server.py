@@ -86,6 +86,11 @@ class RabbitMQServer:
             "log.file.level = warning\n"
             "log.console = false\n"
         )
+        # A quorum queue's counts (ready, unacked) are refreshed on its tick, every 5 s by default: list_queues could
+        # show a message just delivered as neither ready nor unacked for that long (a test saw a queue "settled" with a
+        # task in flight). Every 0.1 s here, as the statistics above; only advanced.config can set it.
+        advanced = self.directory / "advanced.config"
+        advanced.write_text("[{rabbit, [{quorum_tick_interval, 100}]}].\n")
         plugins = self.directory / "enabled_plugins"
         plugins.write_text("[].\n")
         return {
@@ -98,6 +103,7 @@ class RabbitMQServer:
             "ERL_EPMD_ADDRESS": "127.0.0.1",
             "ERL_EPMD_PORT": str(self.epmd_port),
             "RABBITMQ_CONFIG_FILE": str(config),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(advanced),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
             "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.directory / "log"),
@@ -163,8 +169,8 @@ class RabbitMQServer:
         return result.stdout
 
     def queue_counts(self, vhost: str = "/") -> dict[str, tuple[int, int]]:
-        """Each queue of ``vhost``: (ready, unacknowledged). Statistics the node emits every 0.1 s (the config above),
-        so a moment behind the queues themselves."""
+        """Each queue of ``vhost``: (ready, unacknowledged). Statistics the node emits every 0.1 s (the config and the
+        quorum tick above), so a moment behind the queues themselves."""
         listed = self.ctl_run(
             "list_queues", "-p", vhost, "--quiet", "--no-table-headers", "name", "messages_ready",
             "messages_unacknowledged",
