@@ -45,6 +45,14 @@ EXIT_MARGIN = 15
 NODES = {"compose/start-worker": "default", "compose/start-worker-io": "io", "compose/start-worker-cpu": "cpu"}
 
 
+def wait_exit(worker, timeout: float) -> int:
+    """The worker's exit code; past ``timeout``, a failure that shows what the worker wrote (it did not exit)."""
+    try:
+        return worker.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker was still running {timeout} s later; it wrote:\n{worker.output()[-3000:]}")
+
+
 @pytest.fixture
 def own_redis():
     server = RedisServer().start()
@@ -209,7 +217,7 @@ def test_a_worker_whose_loop_is_stuck_exits_for_its_restart_policy(start, redis_
         ["pgrep", "-P", str(worker.pid)], capture_output=True, text=True
     ).stdout.split()]  # fmt: skip
     hung_at = hang(node)
-    code = worker.wait(timeout=STUCK_AFTER + EXIT_MARGIN)
+    code = wait_exit(worker, STUCK_AFTER + EXIT_MARGIN)
     took = time.monotonic() - hung_at
     print(f"{script}: exited {took:.1f} s after its loop stopped (WORKER_STUCK_AFTER={STUCK_AFTER})")
     assert code == STUCK_EXIT_CODE, worker.output()[-3000:]
@@ -271,7 +279,7 @@ def test_a_shutdown_that_holds_the_loop_past_the_bound_does_not_end_the_worker(s
     client = redis.Redis.from_url(own_redis.url)
     wait_until(lambda: client.get("shutdown:shutdown:started"), timeout=30, what="the task to start")
     worker.signal(signal.SIGTERM)
-    code = worker.wait(timeout=STUCK_AFTER * 3 + EXIT_MARGIN)
+    code = wait_exit(worker, STUCK_AFTER * 3 + EXIT_MARGIN)
     assert "has not advanced" not in worker.output(), worker.output()[-3000:]
     assert code == 0, worker.output()[-3000:]
     assert client.get("shutdown:shutdown:finished") == b"1"
