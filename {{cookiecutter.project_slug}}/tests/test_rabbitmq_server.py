@@ -57,3 +57,9 @@ def test_make_rabbitmq_uses_a_server_that_already_answers_on_its_port(rabbitmq_n
     assert result.returncode == 0, result.stderr
     assert f"A RabbitMQ already answers on port {rabbitmq_node.port}: using it" in result.stdout
     assert RabbitMQServer(tmp_path / ".rabbitmq").server_pid() is None
+
+
+def test_the_node_refreshes_its_quorum_queues_counts_every_tenth_of_a_second(rabbitmq_node):
+    # The reliability suite and the contract harness read unacked counts from list_queues to decide a queue has
+    # settled; at RabbitMQ's default tick (5 s) a new quorum queue read empty with a message in flight.
+    assert rabbitmq_node.ctl_run("eval", "application:get_env(rabbit, quorum_tick_interval).").strip() == "{ok,100}"
