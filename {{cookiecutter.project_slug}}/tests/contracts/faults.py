@@ -96,7 +96,7 @@ def after_run(sender=None, task_id=None, state=None, **extra):
         return
     if at_first_write in connection.execute_wrappers:
         connection.execute_wrappers.remove(at_first_write)
-    record("end", task_id=task_id, state=state)
+    record("end", task_id=task_id, state=state, retries=sender.request.retries or 0)
     if FAULT == "kill-after-effect" and once("fault"):
         record("fault", fault=FAULT)
         os.kill(os.getpid(), signal.SIGKILL)

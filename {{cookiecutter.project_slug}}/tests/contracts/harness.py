@@ -123,6 +123,17 @@ class Run:
                 open_runs[key] = open_runs.get(key, 0) - 1
         return any(count > 0 and Path(f"/proc/{pid}").exists() for (pid, _), count in open_runs.items())
 
+    def retries_owed(self) -> list[int]:
+        """The retries announced by a run that ended in RETRY and not started yet. Counted, not read off the last end:
+        the retried run can end first (a fresh-clone CI run: a retry sent during a Redis stall ran on the other
+        worker and succeeded before the run that sent it recorded its own end)."""
+        started = {event.get("retries", 0) for event in self.events("start")}
+        return [
+            event["retries"] + 1
+            for event in self.events("end")
+            if event.get("state") == "RETRY" and event["retries"] + 1 not in started
+        ]
+
     def summary(self) -> str:
         return "; ".join(
             f"{event['event']} pid {event['pid']}"
@@ -252,7 +263,7 @@ def settle(broker: Broker, queue: str, run: Run, timeout: float) -> None:
         try:
             ends = run.events("end")
             # A run that ended in RETRY owes another run: its message waits out the countdown first.
-            return bool(ends) and ends[-1].get("state") != "RETRY" and not run.in_flight() and broker.settled(queue)
+            return bool(ends) and not run.retries_owed() and not run.in_flight() and broker.settled(queue)
         except broker.errors:
             return False
 
@@ -262,7 +273,8 @@ def settle(broker: Broker, queue: str, run: Run, timeout: float) -> None:
         except broker.errors as exc:
             held = f"the broker does not answer ({exc})"
         in_flight = "a run in flight" if run.in_flight() else "no run in flight"
+        owed = f"retries {run.retries_owed()} announced and not started" if run.retries_owed() else "no retry owed"
         runs = run.summary() or "none"
-        return f"nothing queued, being claimed, unacked or running; {held}, {in_flight}; runs: {runs}"
+        return f"nothing queued, being claimed, unacked or running; {held}, {in_flight}, {owed}; runs: {runs}"
 
     wait_until(quiet, timeout=timeout, interval=0.2, what=seen)
