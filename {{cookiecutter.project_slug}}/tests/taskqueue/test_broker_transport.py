@@ -8,12 +8,15 @@ of bad message: tests/reliability/test_bad_messages.py.
 """
 
 import contextlib
+import fcntl
 import json
 import logging
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 import uuid
 from functools import partial
@@ -346,6 +349,11 @@ def resp(*words: bytes) -> bytes:
     return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in words)
 
 
+def unacknowledged(sock: socket.socket) -> int:
+    """Bytes sent on ``sock`` that the peer's kernel has not acknowledged yet (received even by a stopped process)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+
+
 def test_a_message_moved_for_a_wait_whose_reply_was_lost_is_delivered_to_the_live_worker():
     """A wait (BLMOVE) that fails with a connection error is still blocked on the server until Redis notices its
     connection closed. A message pushed before that (a retry published into a stall) is moved onto the claim list,
@@ -376,11 +384,20 @@ def test_a_message_moved_for_a_wait_whose_reply_was_lost_is_delivered_to_the_liv
                 return delivered
 
             with socket.create_connection(("127.0.0.1", server.port)) as producer:
+                # Both connections known to Redis, and the wait blocked, before it stops: a producer connected but
+                # not yet accepted is accepted on resume after the wait's close is read, and the race does not
+                # happen (reproduced by connecting the producer during the stall).
+                producer.sendall(resp(b"PING"))
+                assert producer.recv(64) == b"+PONG\r\n"
                 channel.client.connection = channel.client.connection_pool.get_connection()
                 channel._brpop_start(timeout=30)
+                wait_until(lambda: client.info("clients")["blocked_clients"] == 1, timeout=10, what="the blocked wait")
                 with server.stalled():
-                    # Read once Redis resumes, before it sees the waiting connection closed.
+                    # Read once Redis resumes, before it sees the waiting connection closed: the push must be in
+                    # Redis's socket before that connection closes. On a loaded machine the loopback delivery can lag
+                    # (a fresh-clone CI run; reproduced under load with 364 bytes still unacknowledged).
                     producer.sendall(resp(b"LPUSH", queue.name.encode(), raw))
+                    wait_until(lambda: unacknowledged(producer) == 0, timeout=10, what="the push, in Redis's socket")
                     with pytest.raises(channel.connection_errors):
                         channel._brpop_read()  # the socket timeout, as a stall makes it
                 producer.recv(64)  # the push's reply: Redis has run it
