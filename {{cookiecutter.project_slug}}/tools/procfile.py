@@ -4,6 +4,7 @@ What the tests start is exactly what the Procfile (and so every container) runs:
 the command line is read from the Procfile, not repeated here.
 """
 
+import atexit
 import contextlib
 import os
 import shlex
@@ -20,6 +21,16 @@ from {{ cookiecutter.project_slug }}.taskqueue.process_definitions import procfi
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 PROCFILE = PROJECT_DIR / "Procfile"
 
+# Every process's output file, removed when the interpreter that made it exits: read them meanwhile (a failing test
+# prints what it needs). Kept, a suite's run left a few hundred in the temporary directory.
+_LOGS: set[Path] = set()
+
+
+@atexit.register
+def _remove_logs() -> None:
+    for path in _LOGS:
+        path.unlink(missing_ok=True)
+
 
 class ProcfileProcess:
     """One Procfile process in its own process group, its output captured to a file.
@@ -34,7 +45,10 @@ class ProcfileProcess:
         self.env = {**os.environ, **(env or {})}
         # Commands such as `celery` and `gunicorn` come from the running interpreter's environment.
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{self.env.get('PATH', '')}"
-        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        descriptor, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+        os.close(descriptor)
+        self.log_path = Path(path)
+        _LOGS.add(self.log_path)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Self:
