@@ -17,7 +17,13 @@ import pytest
 
 from tests.reliability.deployment import VISIBILITY_TIMEOUT, Deployment
 from tests.reliability.ledger import Figures
-from tests.reliability.test_worker_deaths import HOLD, REDELIVERY_TIMEOUT, first_run, wait_completed
+from tests.reliability.test_worker_deaths import (
+    HOLD,
+    POOL_CHILD_LIMITS,
+    REDELIVERY_TIMEOUT,
+    first_run,
+    wait_completed,
+)
 from tests.support.django_process import run_python
 
 pytestmark = pytest.mark.reliability
@@ -42,7 +48,7 @@ def enqueue(deployment: Deployment, tasks: list[tuple[str, dict[str, Any]]]) -> 
 def test_a_django_tasks_pool_child_killed_mid_run_runs_again_and_applies_its_effect_once(
     deployment: Deployment, ledger: ModuleType, report: Callable[[Figures], Figures], phase: str
 ) -> None:
-    workers = deployment.start_workers("worker1", "worker2")
+    workers = deployment.start_workers("worker1", "worker2", limits=POOL_CHILD_LIMITS)
     key = f"django-child-{phase}"
     holds = {"hold_before": HOLD} if phase == "before-effect" else {"hold_after": HOLD}
     (task_id,) = enqueue(deployment, [(key, holds)])

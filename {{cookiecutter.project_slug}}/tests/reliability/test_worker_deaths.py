@@ -20,6 +20,10 @@ TASK = "reliability.apply_effect"
 # Long enough for the test to kill the run mid-way, short enough to finish within the soft time limit.
 HOLD = 3.0
 REDELIVERY_TIMEOUT = VISIBILITY_TIMEOUT + 60.0
+# A killed pool child's run goes back to the broker once its worker notices the child gone (on SIGCHLD, at the latest
+# when it maintains its pool every 5 s; later on a loaded machine). A hard time limit reached first fails the run with
+# TimeLimitExceeded instead, which is not sent back: a fresh-clone CI run's worker noticed after the suite's 6 s limit.
+POOL_CHILD_LIMITS = {"CELERY_TASK_SOFT_TIME_LIMIT": 20, "CELERY_TASK_TIME_LIMIT": 25, "CELERY_VISIBILITY_TIMEOUT": 30}
 
 
 def first_run(ledger, key: str, *, with_effect: bool = False):
@@ -41,7 +45,7 @@ def wait_completed(ledger, keys: list[str], timeout: float) -> None:
 
 @pytest.mark.parametrize("phase", ["before-effect", "after-effect"])
 def test_pool_child_killed_mid_task_runs_again_and_applies_its_effect_once(deployment, broker, ledger, report, phase):
-    workers = deployment.start_workers("worker1", "worker2")
+    workers = deployment.start_workers("worker1", "worker2", limits=POOL_CHILD_LIMITS)
     holds = {"hold_before": HOLD} if phase == "before-effect" else {"hold_after": HOLD}
     broker.send(TASK, args=[f"child-{phase}"], kwargs=holds)
 
