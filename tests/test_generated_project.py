@@ -132,7 +132,14 @@ def test_migrations_are_complete(project, template_venv):
     run_in(project, "python", "manage.py", "makemigrations", "--check", "--dry-run", venv=template_venv)
 
 
-def test_generated_test_suite_passes(project, template_venv):
+# The default bake's suite runs in test_generated_suite_environments.py, on PostgreSQL from its own declared
+# dependencies: running it here as well cost CI 7 minutes of a worker (README.md, "Template tests").
+SUITE_COMBINATIONS = [name for name in COMBINATIONS if name != "defaults"]
+
+
+@pytest.mark.parametrize("name", SUITE_COMBINATIONS)
+def test_generated_test_suite_passes(bake_once, template_venv, name):
+    project = bake_once(name, **COMBINATIONS[name])
     result = run_in(
         project, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", venv=template_venv, timeout=SUITE_TIMEOUT
     )  # fmt: skip
