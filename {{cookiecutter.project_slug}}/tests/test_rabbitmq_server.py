@@ -1,13 +1,16 @@
 """`make rabbitmq` and `make stop-rabbitmq` (tools/rabbitmq_server.py): a node that outlives the command and keeps its
 messages across a stop and a start, and leaves no process behind when stopped."""
 
+import socket
 import subprocess
 import sys
+import time
 
+import pytest
 from kombu import Connection, Queue
 
 from tools.procfile import PROJECT_DIR
-from tools.rabbitmq_server import RabbitMQServer, free_port, group_alive
+from tools.rabbitmq_server import ANSWER_TIMEOUT, RabbitMQServer, free_port, group_alive
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -57,6 +60,34 @@ def test_make_rabbitmq_uses_a_server_that_already_answers_on_its_port(rabbitmq_n
     assert result.returncode == 0, result.stderr
     assert f"A RabbitMQ already answers on port {rabbitmq_node.port}: using it" in result.stdout
     assert RabbitMQServer(tmp_path / ".rabbitmq").server_pid() is None
+
+
+@pytest.fixture
+def taken_port():
+    """A port where something listens and never answers (connections wait in its backlog)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield sock.getsockname()[1]
+
+
+def test_make_rabbitmq_refuses_a_port_taken_by_a_server_that_does_not_answer_amqp(taken_port, tmp_path):
+    # Before: a node was started on the taken port, and its wait for AMQP found the other server: "Started RabbitMQ".
+    began = time.monotonic()
+    result = cli("start", "--dir", str(tmp_path / ".rabbitmq"), "--port", str(taken_port))
+    elapsed = time.monotonic() - began
+    assert result.returncode == 1, result.stdout
+    assert f"Port {taken_port} on 127.0.0.1 is taken by a server that did not accept AMQP" in result.stderr
+    assert "Started" not in result.stdout
+    assert RabbitMQServer(tmp_path / ".rabbitmq").server_pid() is None
+    assert elapsed < ANSWER_TIMEOUT + 30, f"refused only after {elapsed:.0f} s"
+
+
+def test_a_node_is_not_started_on_a_taken_port(taken_port, tmp_path):
+    node = RabbitMQServer(tmp_path / "node", port=taken_port)
+    with pytest.raises(RuntimeError, match=f"Port {taken_port} on 127.0.0.1 is already taken"):
+        node.start()
+    assert node.server_pid() is None
 
 
 def test_the_node_refreshes_its_quorum_queues_counts_every_tenth_of_a_second(rabbitmq_node):

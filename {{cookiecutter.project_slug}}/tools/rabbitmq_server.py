@@ -27,6 +27,9 @@ INSTALL_HINT = (
 # RabbitMQ closes the channel of a consumer that holds a message unacked past this (its default: 30 min).
 CONSUMER_TIMEOUT_MS = 30 * 60 * 1000
 START_TIMEOUT = 90  # seconds: a cold Erlang VM on a loaded machine takes 5-20 s
+# Seconds a server already on the port has to finish the AMQP handshake. A busy node on a loaded machine took more
+# than 1 s, so `make rabbitmq` took it for no server and started a second node on the taken port.
+ANSWER_TIMEOUT = 10
 
 
 def free_port() -> int:
@@ -114,7 +117,14 @@ class RabbitMQServer:
         """Start the node and wait until it accepts AMQP; ``detach`` lets it outlive this process.
 
         In a process group of its own (the script's and the Erlang VM's), so that stop() can end both by that id.
+        Refused when something already listens on the port: the new node could not bind it, and waiting for AMQP
+        there would find the other server and report this node started.
         """
+        if listening(self.port):
+            raise RuntimeError(
+                f"Port {self.port} on 127.0.0.1 is already taken: a RabbitMQ node started here could not listen on "
+                "it. Stop what listens there, or choose another port."
+            )
         with (self.directory / "server.out").open("ab") as log:  # the node keeps its own copy of the descriptor
             process = subprocess.Popen(
                 [self.server],
@@ -251,11 +261,20 @@ class RabbitMQServer:
             )
 
 
-def answers(url: str) -> bool:
-    """An AMQP server accepts ``url``'s user now."""
+def listening(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:``port``."""
     try:
-        with Connection(url, connect_timeout=1) as connection:
-            connection.connect()
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def answers(url: str, timeout: float = ANSWER_TIMEOUT) -> bool:
+    """An AMQP server accepts ``url``'s user within ``timeout`` seconds (connection and handshake)."""
+    try:
+        with Connection(url, connect_timeout=timeout) as connection:
+            connection.ensure_connection(max_retries=0)  # one attempt: connect() tries twice, 2 s apart
             return True
     except Exception:  # refused, closed, or no such user: nothing usable answers there
         return False
@@ -289,10 +308,18 @@ def main(argv: list[str] | None = None) -> int:
         if node.running():
             print(f"RabbitMQ already runs on port {node.port} (stop it with: make stop-rabbitmq)")
             return 0
-        if answers(node.url):
-            # As `make redis` does: a server already there (a system rabbitmq-server service) is used, not fought.
-            print(f"A RabbitMQ already answers on port {node.port}: using it (not started here)")
-            return 0
+        if listening(node.port):
+            if answers(node.url):
+                # As `make redis` does: a server already there (a system rabbitmq-server service) is used, not fought.
+                print(f"A RabbitMQ already answers on port {node.port}: using it (not started here)")
+                return 0
+            print(
+                f"Port {node.port} on 127.0.0.1 is taken by a server that did not accept AMQP as guest within "
+                f"{ANSWER_TIMEOUT} s: stop it, or start this node on another port (RABBITMQ_PORT=5673 make rabbitmq, "
+                "before its first start in this --dir) and put that port in .env's CELERY_BROKER_URL.",
+                file=sys.stderr,
+            )
+            return 1
         node.start(detach=True)
         print(f"Started RabbitMQ on port {node.port}, data in {node.directory} (stop it with: make stop-rabbitmq)")
     else:
