@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import ci_timeline
 import pytest
 from bakery import (
     ALL_DEPENDENCIES_CONTEXT,
@@ -30,6 +31,7 @@ from bakery import (
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-cookies bakes the template at --template; make that this repo wherever pytest runs from.
     config.option.template = str(TEMPLATE_DIR)
+    ci_timeline.register(config)
 
 
 # The longest tests (each runs a generated project's whole suite: 5-10 minutes) start first. xdist hands tests out in

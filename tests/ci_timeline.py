@@ -1,0 +1,96 @@
+"""Where a template test run's time went: each xdist worker's busy time and long tests, and the CPU it used.
+
+CI has a time budget (README.md, "Template tests") on a 2-core machine; this summary, printed at the end of every
+run, shows whether a run was bound by work, by the schedule (one worker busy long after the others) or by CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+# Tests at least this long are listed with their start and end on their worker.
+LONG_TEST = 120.0
+
+
+def cpu_jiffies() -> tuple[int, int] | None:
+    """(busy, total) clock ticks of every core since boot, from /proc/stat; None where there is none."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+@dataclass
+class Span:
+    worker: str
+    start: float
+    stop: float
+
+
+@dataclass
+class Timeline:
+    started: float = field(default_factory=time.time)
+    cpu: tuple[int, int] | None = field(default_factory=cpu_jiffies)
+    spans: dict[str, Span] = field(default_factory=dict)
+
+    def record(self, report: pytest.TestReport) -> None:
+        if not report.start:
+            return
+        node = getattr(report, "node", None)  # set by xdist on the controller
+        worker = node.gateway.id if node is not None else "main"
+        span = self.spans.get(report.nodeid)
+        if span is None:
+            self.spans[report.nodeid] = Span(worker, report.start, report.stop)
+        else:
+            span.start, span.stop = min(span.start, report.start), max(span.stop, report.stop)
+
+    def lines(self) -> list[str]:
+        now = time.time()
+        wall = now - self.started
+        lines = [f"wall {wall:.0f} s"]
+        cpu_now = cpu_jiffies()
+        if self.cpu and cpu_now and cpu_now[1] > self.cpu[1]:
+            share = (cpu_now[0] - self.cpu[0]) / (cpu_now[1] - self.cpu[1])
+            cores = os.cpu_count() or 1
+            lines[0] += f"; CPU busy {share:.0%} of {cores} cores ({share * cores:.2f} cores on average)"
+        for worker in sorted({span.worker for span in self.spans.values()}):
+            spans = sorted((s for s in self.spans.values() if s.worker == worker), key=lambda s: s.start)
+            busy = sum(s.stop - s.start for s in spans)
+            last = max(s.stop for s in spans) - self.started
+            lines.append(f"{worker}: {len(spans)} tests, busy {busy:.0f} s, last test ended at {last:.0f} s")
+        long = sorted(
+            ((nodeid, s) for nodeid, s in self.spans.items() if s.stop - s.start >= LONG_TEST),
+            key=lambda item: (item[1].worker, item[1].start),
+        )
+        for nodeid, s in long:
+            lines.append(
+                f"  {s.worker} {s.start - self.started:5.0f}-{s.stop - self.started:5.0f} s "
+                f"({s.stop - s.start:4.0f} s) {nodeid}"
+            )
+        return lines
+
+
+class TimelinePlugin:
+    def __init__(self) -> None:
+        self.timeline = Timeline()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.timeline.record(report)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        terminalreporter.write_sep("=", "time by worker (tests/ci_timeline.py)")
+        for line in self.timeline.lines():
+            terminalreporter.write_line(line)
+
+
+def register(config: pytest.Config) -> None:
+    """Register on the controller only (an xdist worker has `workerinput`)."""
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(TimelinePlugin(), "ci-timeline")
