@@ -137,11 +137,57 @@ def test_migrations_are_complete(project, template_venv):
 SUITE_COMBINATIONS = [name for name in COMBINATIONS if name != "defaults"]
 
 
+# The generated modules that start worker and beat processes with the suite's own test tasks and kill, stop or starve
+# them (173 of the default suite's 330 s on an idle machine). Two bakes differ from another bake only by the example
+# apps and by answers that change no Python the test settings load (Sentry, Kubernetes, the CI tool): there these
+# modules would run the same code against the same settings again, so they run in the twin, once per result backend
+# (django: the defaults, in test_generated_suite_environments.py; none: no-results; redis: its own bake). The test
+# checks that premise on every run: the modules, the task-queue package, the Celery app, the start scripts and every
+# Celery, database and cache setting are the twin's.
+PROCESS_MODULES = (
+    "tests/taskqueue/test_liveness.py",
+    "tests/taskqueue/test_shutdown.py",
+    "tests/taskqueue/test_broker_transport.py",
+)
+PROCESS_TWIN = {"no-examples+sentry+kubernetes": "defaults", "all-off": "no-results+no-flower+no-ci"}
+SAME_PROCESS_CODE = (*PROCESS_MODULES, "my_project/taskqueue", "config/celery_app.py", "compose")
+SHOW_PROCESS_SETTINGS = """
+import django
+django.setup()
+from django.conf import settings
+print(sorted((key, repr(getattr(settings, key))) for key in dir(settings) if key.startswith("CELERY_")))
+print(settings.CACHES)
+# The database's file is named after the project's directory and the test process: its engine and options count.
+print({alias: (db["ENGINE"], db["OPTIONS"]) for alias, db in settings.DATABASES.items()})
+"""
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    paths = [root] if root.is_file() else sorted(path for path in root.rglob("*") if path.is_file())
+    return {str(path.relative_to(root.parent)): path.read_bytes() for path in paths if "__pycache__" not in path.parts}
+
+
+def assert_same_process_code(project: Path, twin: Path, venv: Path) -> None:
+    for name in SAME_PROCESS_CODE:
+        assert tree_bytes(project / name) == tree_bytes(twin / name), f"{name} differs from the twin's: run it here"
+    env = {"DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    shown = [
+        run_in(path, "python", "-c", SHOW_PROCESS_SETTINGS, venv=venv, env=env).stdout for path in (project, twin)
+    ]
+    assert shown[0] == shown[1], "a Celery, database or cache setting differs from the twin's: run the modules here"
+
+
 @pytest.mark.parametrize("name", SUITE_COMBINATIONS)
 def test_generated_test_suite_passes(bake_once, template_venv, name):
     project = bake_once(name, **COMBINATIONS[name])
+    skipped: list[str] = []
+    if name in PROCESS_TWIN:
+        twin = PROCESS_TWIN[name]
+        assert_same_process_code(project, bake_once(twin, **COMBINATIONS[twin]), template_venv)
+        skipped = [f"--ignore={module}" for module in PROCESS_MODULES]
     result = run_in(
-        project, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", venv=template_venv, timeout=SUITE_TIMEOUT
+        project, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *skipped,
+        venv=template_venv, timeout=SUITE_TIMEOUT,
     )  # fmt: skip
     assert re.search(r"\d+ passed", result.stdout)
     assert "skipped" not in result.stdout.splitlines()[-1]
