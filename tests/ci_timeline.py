@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-# Tests at least this long are listed with their start and end on their worker.
+# Tests that took at least this long, or used this much CPU, are listed with their start and end on their worker.
 LONG_TEST = 120.0
 
 

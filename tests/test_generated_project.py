@@ -177,6 +177,19 @@ def assert_same_process_code(project: Path, twin: Path, venv: Path) -> None:
     assert shown[0] == shown[1], "a Celery, database or cache setting differs from the twin's: run the modules here"
 
 
+def test_a_bake_whose_process_code_or_settings_differ_from_its_twins_runs_the_process_modules_itself(
+    bake, bake_once, template_venv
+):
+    twin = bake_once("defaults")
+    assert_same_process_code(twin, twin, template_venv)
+    for planted in ("tests/taskqueue/test_shutdown.py", "config/settings/test.py"):
+        project = bake()
+        with (project / planted).open("a") as changed:
+            changed.write("\nCELERY_WORKER_PREFETCH_MULTIPLIER = 4\n")
+        with pytest.raises(AssertionError, match="differs from the twin's"):
+            assert_same_process_code(project, twin, template_venv)
+
+
 @pytest.mark.parametrize("name", SUITE_COMBINATIONS)
 def test_generated_test_suite_passes(bake_once, template_venv, name):
     project = bake_once(name, **COMBINATIONS[name])
