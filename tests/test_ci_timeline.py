@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 from ci_timeline import Timeline
+from conftest import LONGEST_FIRST
 
 pytest_plugins = ("pytester",)
 
@@ -53,3 +56,13 @@ def test_a_tests_cpu_counts_the_subprocesses_it_waited_for(pytester, monkeypatch
     result.assert_outcomes(passed=1)
     cpu = float(re.search(r"main: 1 tests, busy \d+ s, CPU (\d+) s", result.stdout.str())[1])
     assert cpu >= 1
+
+
+def test_each_test_started_first_names_exactly_one_collected_test():
+    """A renamed or reparametrized long test would silently lose its place at the front of the schedule."""
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=300, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    for name in LONGEST_FIRST:
+        assert len([nodeid for nodeid in collected if name in nodeid]) == 1, name
