@@ -37,8 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
 # The longest tests (each runs a generated project's whole suite: 2-16 minutes) start first, longest first. xdist's
 # loadgroup hands a worker its next test whenever it has at most 2 pending, so a test queued behind a long one waits
 # for it: in fresh-clone runs 77 and 78 the declared-dependencies suite waited behind the RabbitMQ bake's and ended the
-# run about 200 s after the other workers (the summary of tests/ci_timeline.py shows it). This order is run 77's
-# durations, longest first; a simulation of the scheduler with them gives 1700 s instead of 1784 s.
+# run 97-133 s (run 77) and 165-210 s (run 78) after the other workers (the summary of tests/ci_timeline.py shows
+# it). This order is run 77's durations, longest first: in run 80 the workers ended within 82 s of each other.
 LONGEST_FIRST = (
     "test_reliability_suite.py::test_a_rabbitmq_projects_reliability_suite_passes",
     "test_generated_project.py::test_generated_test_suite_passes[rabbitmq]",
