@@ -136,21 +136,40 @@ def _empty_redis(_role_databases):
         client.flushdb()
 
 
-@pytest.fixture(scope="session")
-def own_broker(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}):
-    """``own_broker(n)``: a broker of the test's own for the worker processes it starts, with Redis database n of the
-    session's server for their state (tests/support/own_broker.py). Each is emptied when made."""
+@contextlib.contextmanager
+def _own_brokers(redis_url: str{% if cookiecutter.broker == "rabbitmq" %}, node: RabbitMQServer{% endif %}):
     made = []
 
     def make(database: int) -> OwnBroker:
         database_url = f"{redis_url.rsplit('/', 1)[0]}/{database}"
-        broker = OwnBroker({% if cookiecutter.broker == "rabbitmq" %}rabbitmq_node, {% endif %}database_url)
+        broker = OwnBroker({% if cookiecutter.broker == "rabbitmq" %}node, {% endif %}database_url)
         made.append(broker)
         return broker
 
-    yield make
-    for broker in made:
-        broker.close()
+    try:
+        yield make
+    finally:
+        for broker in made:
+            broker.close()
+
+
+@pytest.fixture
+def own_broker(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}):
+    """``own_broker(n)``: a broker of the test's own for the worker processes it starts, with Redis database n of the
+    session's server for their state (tests/support/own_broker.py). Each is emptied when made and closed when the test
+    ends{% if cookiecutter.broker == "rabbitmq" %}: its virtual host is deleted with its queues. Kept to the session's end, each one's 30-odd quorum
+    queues (a worker declares the delay queues too) went on ticking on the session's node, dozens of them by the last
+    tests (tests/test_own_broker.py){% endif %}."""
+    with _own_brokers(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}) as make:
+        yield make
+
+
+@pytest.fixture(scope="module")
+def module_own_broker(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}):
+    """``own_broker`` for a module's fixtures (a worker process that serves the module's tests): closed when the module
+    ends."""
+    with _own_brokers(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}) as make:
+        yield make
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ NODE = "cli"
 
 
 @pytest.fixture(scope="module")
-def cli_env(own_broker, django_db_blocker) -> dict[str, str]:
+def cli_env(module_own_broker, django_db_blocker) -> dict[str, str]:
     with django_db_blocker.unblock():
         database = database_url()
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        **own_broker(2).env,
+        **module_own_broker(2).env,
         "DATABASE_URL": database,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
