@@ -149,7 +149,12 @@ def check(contract: DeliveryContract, fault: str, directory: Path, include: tupl
     task = contract.task
     queue = routed_queue(task.name)
     limits = HOLDING_LIMITS if fault in HOLDING else TIMEOUTS
+    {%- if cookiecutter.broker == "rabbitmq" %}
+    # A node of its own for the faults that restart or stall it; a virtual host of a shared one for the others.
+    broker = Broker(shared=not fault.startswith("rabbitmq-"))
+    {%- else %}
     broker = Broker()
+    {%- endif %}
     env = {
         "CELERY_WORKER_INCLUDE": ",".join(("tests.contracts.faults", *include)),
         "CONTRACT_FAULT": fault,

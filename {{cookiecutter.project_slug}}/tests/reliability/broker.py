@@ -1,7 +1,8 @@
 {% if cookiecutter.broker == "rabbitmq" -%}
-"""The scenario's own broker, a RabbitMQ node, and its own Redis (REDIS_URL: the cache, locks and task state):
-restartable, stallable, and sent to without touching the session's."""
+"""The scenario's own broker, a RabbitMQ node or a virtual host of a shared one, and its own Redis (REDIS_URL: the
+cache, locks and task state): sent to without touching the session's; restartable and stallable on its own node."""
 
+import atexit
 import contextlib
 import os
 import signal
@@ -21,29 +22,52 @@ AMQP_ERRORS = Connection("amqp://").connection_errors + Connection("amqp://").ch
 # Seconds between the two readings settled() takes (RabbitMQ's unacked counts are statistics, a moment behind).
 SETTLE_CONFIRM = 1.0
 
+_shared_node: RabbitMQServer | None = None
+
+
+def shared_node() -> RabbitMQServer:
+    """The node this test process's scenarios share, a virtual host each: started at first use, stopped at exit."""
+    global _shared_node
+    if _shared_node is None or not _shared_node.running():
+        _shared_node = RabbitMQServer().start()
+        atexit.register(_shared_node.stop, remove_data=True)
+    return _shared_node
+
 
 class Broker(Sending):
-    """A RabbitMQ node with the project's quorum queues declared, a Redis beside it, and a producer for them."""
+    """The project's quorum queues on a RabbitMQ broker of the scenario's own, a Redis beside it, and a producer.
+
+    ``shared``: a virtual host of its own on shared_node(), for a scenario that neither restarts nor stalls RabbitMQ (a
+    node's start and stop cost 9 s and 5 CPU seconds here, for each of some 30 scenarios); else a node of its own.
+    """
 
     # Which shape of broker, for the scenario lines.
     shape = "rabbitmq"
     # What a read of it raises while it restarts or stalls: refused or dropped connections, rabbitmqctl's failure.
     errors: tuple[type[BaseException], ...] = (OSError, RuntimeError, *AMQP_ERRORS)
 
-    def __init__(self) -> None:
-        self.node = RabbitMQServer().start()
+    def __init__(self, shared: bool = False) -> None:
+        self.shared = shared
+        if shared:
+            self.node = shared_node()
+            self.vhost = f"scenario-{time.monotonic_ns()}"
+            self._url = self.node.add_vhost(self.vhost)
+        else:
+            self.node = RabbitMQServer().start()
+            self.vhost = "/"
+            self._url = self.node.url
         self.redis = RedisServer().start()
-        with Connection(self.node.url) as connection:
+        with Connection(self._url) as connection:
             broker_rabbitmq.declare(connection, settings.CELERY_TASK_QUEUES)
 
     @property
     def env(self) -> dict[str, str]:
         """What a worker of this broker needs besides REDIS_URL."""
-        return {"CELERY_BROKER_URL": self.node.url}
+        return {"CELERY_BROKER_URL": self._url}
 
     @property
     def url(self) -> str:
-        return self.node.url
+        return self._url
 
     @property
     def redis_url(self) -> str:
@@ -65,7 +89,7 @@ class Broker(Sending):
             )
 
     def _counts(self) -> dict[str, tuple[int, int]]:
-        return self.node.queue_counts()
+        return self.node.queue_counts(self.vhost)
 
     def queued(self, queue: str) -> int:
         """Messages ready in ``queue``: RabbitMQ's own count (a passive declare), not a statistic."""
@@ -101,12 +125,16 @@ class Broker(Sending):
         watched = [queue, *(name for name in counts if name.startswith("celery_delayed_"))]
         return all(self.queued(name) == 0 and counts.get(name, (0, 0))[1] == 0 for name in watched)
 
+    def _own_node(self) -> RabbitMQServer:
+        assert not self.shared, "a virtual host of the shared node cannot be restarted or stalled: use Broker()"
+        return self.node
+
     def restart(self) -> None:
-        self.node.restart()
+        self._own_node().restart()
 
     def _vm_pid(self) -> int:
         """The node's Erlang VM (beam.smp), the child of the rabbitmq-server script."""
-        script = self.node.server_pid()
+        script = self._own_node().server_pid()
         for entry in Path("/proc").glob("[0-9]*"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 stat = (entry / "stat").read_text()
@@ -125,7 +153,10 @@ class Broker(Sending):
             os.kill(pid, signal.SIGCONT)
 
     def stop(self) -> None:
-        self.node.stop(remove_data=True)
+        if self.shared:
+            self.node.delete_vhost(self.vhost)
+        else:
+            self.node.stop(remove_data=True)
         self.redis.stop(remove_data=True)
 {%- else -%}
 """The scenario's own Redis broker: restartable, and sent to without touching the session's Redis."""

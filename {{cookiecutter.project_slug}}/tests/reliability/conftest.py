@@ -30,8 +30,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 @pytest.fixture
 def broker():
+    {%- if cookiecutter.broker == "rabbitmq" %}
+    """A RabbitMQ virtual host and a Redis for this scenario alone, its queues empty (a scenario that restarts RabbitMQ
+    overrides this fixture with a node of its own: tests/reliability/test_streams.py)."""
+    broker = Broker(shared=True)
+    {%- else %}
     """A redis-server for this scenario alone: it may be restarted, and its queues start empty."""
     broker = Broker()
+    {%- endif %}
     yield broker
     broker.stop()
 

@@ -8,6 +8,9 @@ import random
 
 import pytest
 
+{% if cookiecutter.broker == "rabbitmq" -%}
+from tests.reliability.broker import Broker
+{% endif -%}
 from tests.reliability.deployment import STARTUP_TIMEOUT
 from tests.support.waiting import wait_until
 
@@ -34,6 +37,16 @@ SLOW_LIMITS = {"CELERY_TASK_SOFT_TIME_LIMIT": 14, "CELERY_TASK_TIME_LIMIT": 15, 
 {%- endif %}
 # The whole stream, including redeliveries that wait for the visibility timeout, on a busy machine.
 STREAM_TIMEOUT = 240.0
+{%- if cookiecutter.broker == "rabbitmq" %}
+
+
+@pytest.fixture
+def broker():
+    """A RabbitMQ node of the scenario's own, which it may restart (the suite's other scenarios share one)."""
+    broker = Broker()
+    yield broker
+    broker.stop()
+{%- endif %}
 
 
 def send_stream(broker, prefix: str, slow: int | None = None) -> list[str]:
