@@ -157,9 +157,9 @@ def _own_brokers(redis_url: str{% if cookiecutter.broker == "rabbitmq" %}, node:
 def own_broker(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}):
     """``own_broker(n)``: a broker of the test's own for the worker processes it starts, with Redis database n of the
     session's server for their state (tests/support/own_broker.py). Each is emptied when made and closed when the test
-    ends{% if cookiecutter.broker == "rabbitmq" %}: its virtual host is deleted with its queues. Kept to the session's end, each one's 30-odd quorum
-    queues (a worker declares the delay queues too) went on ticking on the session's node, dozens of them by the last
-    tests (tests/test_own_broker.py){% endif %}."""
+    ends{% if cookiecutter.broker == "rabbitmq" %}: its virtual host is deleted with its queues. Kept to the session's end, each one's 32 quorum
+    queues (a worker declares the delay queues too) went on ticking on the session's node, from 18 tests by the last
+    ones (tests/test_own_broker.py){% endif %}."""
     with _own_brokers(redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}) as make:
         yield make
 

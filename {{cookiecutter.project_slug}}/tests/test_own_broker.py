@@ -7,11 +7,11 @@ from tests.support.own_broker import OwnBroker
 DATABASE = 7  # a Redis database no other test's own broker uses
 
 
-def test_a_tests_own_broker_is_closed_when_the_test_ends(request, redis_url{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}):
+def test_a_tests_own_broker_is_closed_when_the_test_ends(request{% if cookiecutter.broker == "rabbitmq" %}, rabbitmq_node{% endif %}):
     {% if cookiecutter.broker == "rabbitmq" -%}
-    # Its virtual host holds the project's quorum queues and the delay queues a worker declares, some 30, which the
-    # node refreshes every 0.1 s (tools/rabbitmq_server.py): kept to the session's end, dozens of them loaded the
-    # session's node. A finalizer added before the fixture is requested runs after the fixture's own teardown.
+    # Its virtual host holds the project's quorum queues and the delay queues a worker declares, 32, which the node
+    # refreshes every 0.1 s (tools/rabbitmq_server.py): kept to the session's end, the virtual hosts of 18 tests
+    # loaded the session's node. A finalizer added before the fixture is requested runs after the fixture's teardown.
     {%- else -%}
     # Its Redis database holds what the test's workers left (task metrics, counts); the next test to use the same
     # number starts from it empty. A finalizer added before the fixture is requested runs after its teardown.
